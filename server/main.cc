@@ -1,0 +1,141 @@
+// psd3d-server: the gRPC front server. Stateless: Redis is the source of truth, so any number of
+// replicas can run side by side.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "common/job_codec.h"
+#include "common/log.h"
+#include "common/queue_flags.h"
+#include "common/signals.h"
+#include "server/generation_service.h"
+
+ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "gRPC listen address");
+ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464", "Prometheus /metrics listen address; empty disables");
+ABSL_FLAG(int64_t, max_queue, 10000, "Admission limit: SubmitJob answers RESOURCE_EXHAUSTED beyond this many waiting jobs");
+ABSL_FLAG(int, max_attempts, 3, "Attempts per job before it is FAILED (dead-lettered)");
+ABSL_FLAG(std::string, model_packs, "tiny", "Comma-separated model packs jobs may name; the first is the default");
+ABSL_FLAG(int, max_watch_backlog, 1000, "Events buffered for one slow watcher before its stream is ended (it can resume)");
+ABSL_FLAG(int, shutdown_grace_seconds, 5, "After SIGTERM: seconds NOT_SERVING before streams are drained");
+ABSL_FLAG(int, housekeeping_ms, 1000, "Period of retry promotion, lease recovery and queue metrics");
+ABSL_FLAG(std::string, log_level, "warning", "debug, info, warning or error");
+
+namespace {
+
+constexpr char kUsage[] =
+    "psd3d-server: the psd3d gRPC front server (psd3d.v1.GenerationService, grpc.health.v1, reflection).\n"
+    "  psd3d-server --listen=0.0.0.0:50051 --redis=127.0.0.1:6379 [--metrics_address=0.0.0.0:9464]\n"
+    "SIGTERM: health turns NOT_SERVING, then open streams are drained and the server exits.";
+
+constexpr char kServiceName[] = "psd3d.v1.GenerationService";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace psd3d;
+  BlockTerminationSignals();
+  ConfigureFlagsUsage(kUsage);
+  absl::ParseCommandLine(argc, argv);
+  if (!ApplyLogLevel(absl::GetFlag(FLAGS_log_level))) return 2;
+  if (absl::GetFlag(FLAGS_max_attempts) < 1 || absl::GetFlag(FLAGS_max_queue) < 1) {
+    std::cerr << "psd3d-server: --max_attempts and --max_queue must be at least 1\n";
+    return 2;
+  }
+
+  RedisPool pool(RedisOptionsFromFlags(), 64);
+  {
+    auto probe = pool.Acquire();
+    if (!probe.ok()) {
+      std::cerr << "psd3d-server: cannot reach Redis: " << probe.status().message() << "\n";
+      return 1;
+    }
+  }
+  const QueueConfig qc = QueueConfigFromFlags();
+  JobQueue queue(&pool, qc);
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (const std::string addr = absl::GetFlag(FLAGS_metrics_address); !addr.empty()) {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(addr);
+      exposer->RegisterCollectable(registry);
+    } catch (const std::exception& e) {
+      std::cerr << "psd3d-server: --metrics_address " << addr << ": " << e.what() << "\n";
+      return 1;
+    }
+  }
+  ServerMetrics metrics(*registry);
+  WatchHub hub(&pool, Keys(qc.prefix));
+
+  GenerationServiceImpl::Options options;
+  options.limits.model_packs = absl::StrSplit(absl::GetFlag(FLAGS_model_packs), ',', absl::SkipEmpty());
+  options.submit.max_attempts = absl::GetFlag(FLAGS_max_attempts);
+  options.submit.max_queue = absl::GetFlag(FLAGS_max_queue);
+  options.max_watch_backlog = absl::GetFlag(FLAGS_max_watch_backlog);
+  GenerationServiceImpl service(&queue, &hub, &metrics, options);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    std::cerr << "psd3d-server: cannot listen on " << absl::GetFlag(FLAGS_listen) << "\n";
+    return 1;
+  }
+  auto* health = server->GetHealthCheckService();
+  health->SetServingStatus(true);
+  health->SetServingStatus(kServiceName, true);
+  // Printed for scripts and tests that start the server on port 0.
+  std::cout << "psd3d-server listening on port " << port << std::endl;
+  PSD3D_LOG(kInfo, "server", "started", {{"port", std::to_string(port)}});
+
+  absl::Notification stop;
+  std::atomic<bool> serving{true};
+  std::thread housekeeping([&] {
+    const absl::Duration period = absl::Milliseconds(absl::GetFlag(FLAGS_housekeeping_ms));
+    while (!stop.WaitForNotificationWithTimeout(period)) {
+      bool ok = queue.Promote().ok();
+      if (auto d = queue.QueueDepth(); d.ok()) metrics.SetQueue(*d);
+      else ok = false;
+      if (auto conn = pool.Acquire(); conn.ok()) {
+        if (auto r = (*conn)->Command({"HGETALL", queue.keys().Stats()}); r.ok()) metrics.SetTotals(ToFieldMap(*r));
+      }
+      metrics.SetSubscribers(hub.subscribers());
+      // Readiness follows Redis: a server that cannot reach the queue should get no traffic.
+      if (ok != serving.load() && !stop.HasBeenNotified()) {
+        serving = ok;
+        health->SetServingStatus(ok);
+        health->SetServingStatus(kServiceName, ok);
+        PSD3D_LOG(kWarning, "server", ok ? "redis reachable again: SERVING" : "redis unreachable: NOT_SERVING");
+      }
+    }
+  });
+
+  absl::Notification terminate;
+  OnTerminationSignal([&](int) {
+    if (!terminate.HasBeenNotified()) terminate.Notify();
+  });
+  terminate.WaitForNotification();
+  PSD3D_LOG(kWarning, "server", "shutting down: NOT_SERVING, then draining streams");
+  stop.Notify();
+  health->SetServingStatus(false);
+  health->SetServingStatus(kServiceName, false);
+  absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
+  hub.Shutdown();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  housekeeping.join();
+  return 0;
+}

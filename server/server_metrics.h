@@ -1,0 +1,35 @@
+// Prometheus metrics of the front server. Queue-wide figures (depth, running, outcomes, redeliveries)
+// are read from Redis by the housekeeping loop, so every server replica reports the same totals.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "common/job_queue.h"
+#include "psd3d/v1/generation.pb.h"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace psd3d {
+
+class ServerMetrics {
+ public:
+  explicit ServerMetrics(prometheus::Registry& registry);
+  ~ServerMetrics();
+  // result: "accepted", "duplicate", "invalid", "rejected_full", "error"
+  void Submitted(v1::JobSpec::Method method, const std::string& result);
+  void SetSubscribers(int n);
+  void SetQueue(const JobQueue::Depth& depth);
+  // Totals kept in Redis (HGETALL <prefix>stats); counters advance by the difference.
+  void SetTotals(const absl::flat_hash_map<std::string, std::string>& stats);
+  void Rpc(const std::string& method, const std::string& code, double seconds);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace psd3d

@@ -1,0 +1,184 @@
+#include "tests/fixtures.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace psd3d::testing {
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+std::string MakeTempDir(const std::string& tag) {
+  std::string tmpl = absl::StrCat(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp", "/psd3d-", tag, "-XXXXXX");
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
+  return buf.data();
+}
+
+Process::Process(const std::string& name, const std::vector<std::string>& argv, const std::string& dir) {
+  log_path_ = absl::StrCat(dir, "/", name, ".log");
+  pid_ = fork();
+  if (pid_ == 0) {
+    int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    // Children must not inherit the test's blocked-signal mask.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+}
+
+Process::~Process() {
+  if (Running()) {
+    Signal(SIGKILL);
+    Wait(absl::Seconds(10));
+  }
+}
+
+bool Process::Running() {
+  if (exited_ || pid_ <= 0) return false;
+  int st = 0;
+  pid_t r = waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    exited_ = true;
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+    return false;
+  }
+  return true;
+}
+
+void Process::Signal(int sig) {
+  if (!exited_ && pid_ > 0) kill(pid_, sig);
+}
+
+int Process::Wait(absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (Running()) {
+    if (absl::Now() > deadline) return -1000;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return status_;
+}
+
+std::string Process::Log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool Process::WaitForLog(const std::string& text, absl::Duration timeout) const {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (absl::StrContains(Log(), text)) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
+RedisServer::RedisServer() : port_(FreePort()), dir_(MakeTempDir("redis")) { Start(); }
+
+RedisServer::~RedisServer() {
+  if (proc_) Kill();
+  std::system(absl::StrCat("rm -rf ", dir_).c_str());
+}
+
+RedisOptions RedisServer::options() const {
+  RedisOptions o;
+  o.address = address();
+  return o;
+}
+
+void RedisServer::Start() {
+  proc_ = std::make_unique<Process>(
+      "redis",
+      std::vector<std::string>{"/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                               "--dir", dir_, "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                               "--daemonize", "no"},
+      dir_);
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    auto c = RedisConnection::Connect(options());
+    if (c.ok()) {
+      auto r = (*c)->Command({"PING"});
+      if (r.ok()) return;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  throw std::runtime_error("redis-server did not start: " + proc_->Log());
+}
+
+void RedisServer::Kill() {
+  proc_->Signal(SIGKILL);
+  proc_->Wait(absl::Seconds(10));
+  proc_.reset();
+}
+
+std::unique_ptr<RedisConnection> RedisServer::Connect() const {
+  auto c = RedisConnection::Connect(options());
+  if (!c.ok()) throw std::runtime_error(std::string(c.status().message()));
+  return *std::move(c);
+}
+
+std::string ServerBinary() { return PSD3D_SERVER_BIN; }
+std::string TestWorkerBinary() { return PSD3D_TEST_WORKER_BIN; }
+std::string CliBinary() { return PSD3D_CLI_BIN; }
+
+std::unique_ptr<Process> StartServer(const RedisServer& redis, const std::string& dir, int* port,
+                                     const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {ServerBinary(), "--listen=127.0.0.1:0", "--metrics_address=",
+                                   "--redis=" + redis.address(), "--shutdown_grace_seconds=0",
+                                   "--housekeeping_ms=200"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  auto p = std::make_unique<Process>("server", argv, dir);
+  const std::string marker = "listening on port ";
+  if (!p->WaitForLog(marker, absl::Seconds(20))) throw std::runtime_error("server did not start: " + p->Log());
+  std::string log = p->Log();
+  size_t at = log.find(marker) + marker.size();
+  if (!absl::SimpleAtoi(log.substr(at, log.find('\n', at) - at), port)) throw std::runtime_error("no port: " + log);
+  return p;
+}
+
+std::unique_ptr<Process> StartTestWorker(const RedisServer& redis, const std::string& dir, const std::string& name,
+                                         const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {TestWorkerBinary(), "--redis=" + redis.address(), "--name=" + name,
+                                   "--metrics_address=", "--idle_wait_ms=100", "--progress_interval_ms=0",
+                                   "--lease_seconds=3", "--renew_seconds=1", "--log_level=info"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return std::make_unique<Process>(name, argv, dir);
+}
+
+}  // namespace psd3d::testing

@@ -1,0 +1,68 @@
+// Test fixtures that run the real thing: redis-server on a free port in a temporary directory (AOF
+// on), and psd3d processes (server, test workers) as child processes.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "common/redis_client.h"
+
+namespace psd3d::testing {
+
+int FreePort();
+std::string MakeTempDir(const std::string& tag);
+
+// A child process; stdout and stderr go to a log file in `dir`.
+class Process {
+ public:
+  Process(const std::string& name, const std::vector<std::string>& argv, const std::string& dir);
+  ~Process();  // SIGKILL if still running
+  pid_t pid() const { return pid_; }
+  bool Running();
+  void Signal(int sig);
+  // Waits for exit; returns the exit status (or -signal), or -1000 on timeout.
+  int Wait(absl::Duration timeout);
+  std::string Log() const;
+  // Waits until the log contains `text`.
+  bool WaitForLog(const std::string& text, absl::Duration timeout) const;
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_path_;
+  int status_ = 0;
+  bool exited_ = false;
+};
+
+class RedisServer {
+ public:
+  RedisServer();
+  ~RedisServer();
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  RedisOptions options() const;
+  void Kill();     // SIGKILL: only what AOF (appendfsync always) holds survives
+  void Start();    // (re)starts on the same port and directory
+  std::unique_ptr<RedisConnection> Connect() const;
+
+ private:
+  int port_;
+  std::string dir_;
+  std::unique_ptr<Process> proc_;
+};
+
+// Paths of the binaries under test (set by CMake).
+std::string ServerBinary();
+std::string TestWorkerBinary();
+std::string CliBinary();
+
+// psd3d-server on a free port against `redis`; extra flags appended.
+std::unique_ptr<Process> StartServer(const RedisServer& redis, const std::string& dir, int* port,
+                                     const std::vector<std::string>& extra = {});
+std::unique_ptr<Process> StartTestWorker(const RedisServer& redis, const std::string& dir, const std::string& name,
+                                         const std::vector<std::string>& extra = {});
+
+}  // namespace psd3d::testing
