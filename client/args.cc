@@ -13,8 +13,8 @@ namespace psd3d::cli {
 namespace {
 
 // Handled by Abseil's parser itself; they are not registered flags.
-constexpr absl::string_view kUsageFlags[] = {"help",   "helpfull", "helpshort", "helppackage",
-                                             "helpon", "helpmatch", "version",  "only_check_args"};
+constexpr absl::string_view kUsageFlags[] = {"help",   "helpfull",  "helpshort", "helppackage",
+                                             "helpon", "helpmatch", "version",   "only_check_args"};
 
 }  // namespace
 
@@ -24,7 +24,7 @@ absl::StatusOr<CheckedArgs> CheckArgs(int argc, char** argv) {
   bool positional_only = false;  // after "--"
   for (int i = 0; i < argc; ++i) {
     const absl::string_view arg = argv[i];
-    if (i == 0 || positional_only || arg.size() < 2 || arg[0] != '-') {
+    if (i == 0 || positional_only || arg == "--" || arg.size() < 2 || arg[0] != '-') {
       out.argv.emplace_back(arg);
       positional_only |= arg == "--";
       continue;
@@ -43,7 +43,7 @@ absl::StatusOr<CheckedArgs> CheckArgs(int argc, char** argv) {
       const absl::CommandLineFlag* negated =
           absl::StartsWith(name, "no") ? absl::FindCommandLineFlag(name.substr(2)) : nullptr;
       if (negated == nullptr || !negated->IsOfType<bool>() || eq != absl::string_view::npos) {
-        return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
+        return absl::InvalidArgumentError(absl::StrCat("unknown flag ", arg.substr(0, arg.find('='))));
       }
       out.argv.emplace_back(arg);
       continue;
@@ -60,8 +60,11 @@ absl::StatusOr<CheckedArgs> CheckArgs(int argc, char** argv) {
     }
     std::string error;
     if (!flag->ParseFrom(value, &error)) return absl::InvalidArgumentError(error);
-    if (name == "label") labels.push_back(value);
-    else out.argv.push_back(absl::StrCat("--", name, "=", value));
+    if (name == "label") {
+      labels.push_back(value);
+    } else {
+      out.argv.push_back(absl::StrCat("--", name, "=", value));
+    }
   }
   // Right after the program name, so that it stays before any "--".
   if (!labels.empty()) out.argv.insert(out.argv.begin() + 1, "--label=" + absl::StrJoin(labels, ","));

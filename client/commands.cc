@@ -35,8 +35,8 @@ ABSL_FLAG(int, preview_interval, 0, "submit: steps between previews; 0: the qual
 ABSL_FLAG(bool, wait, false,
           "submit: follow the job with a progress bar, save its previews, and download the mesh if it succeeds");
 ABSL_FLAG(std::string, previews_dir, "",
-          "submit --wait, watch: directory for preview PNGs (<stage>_<step>_view<N>.png); submit --wait defaults "
-          "to previews/<job_id>/, watch saves none without it");
+          "submit --wait, watch: directory for preview PNGs (<stage>_<step>_view<N>.png, or _grid.png); "
+          "submit --wait defaults to previews/<job_id>/, watch saves none without it");
 ABSL_FLAG(std::string, output, "", "submit --wait, download: output file; default <job_id>.glb for mesh.glb");
 ABSL_FLAG(std::string, o, "", "Short for --output");
 ABSL_FLAG(std::vector<std::string>, state, {}, "list: only jobs in these states, e.g. queued,running");
@@ -227,8 +227,11 @@ int List(const Context& ctx) {
     if (grpc::Status s = ctx.stub->ListJobs(&rpc, req, &resp); !s.ok()) return ReportRpcError(ctx, "list jobs", s);
     if (!ctx.json && page == 0) std::cout << JobTableHeader();
     for (const v1::Job& job : resp.jobs()) {
-      if (ctx.json) *merged.add_jobs() = job;
-      else std::cout << FormatJobRow(job);
+      if (ctx.json) {
+        *merged.add_jobs() = job;
+      } else {
+        std::cout << FormatJobRow(job);
+      }
     }
     merged.set_next_page_token(resp.next_page_token());
     if (!all || resp.next_page_token().empty()) break;
@@ -272,7 +275,9 @@ int Watch(const Context& ctx) {
 }
 
 int Download(const Context& ctx) {
-  if (ctx.args.empty() || ctx.args.size() > 2) return UsageError("download takes JOB_ID and optionally an artifact NAME");
+  if (ctx.args.empty() || ctx.args.size() > 2) {
+    return UsageError("download takes JOB_ID and optionally an artifact NAME");
+  }
   const std::string& job_id = ctx.args[0];
   const std::string name = ctx.args.size() == 2 ? ctx.args[1] : "mesh.glb";
   std::string path = OutputFlag();

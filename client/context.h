@@ -22,7 +22,9 @@ struct Context {
   absl::Duration timeout;         // of unary calls; streams run as long as they need
   std::vector<std::string> args;  // positional arguments after the subcommand
 
-  void SetUnaryDeadline(grpc::ClientContext* rpc) const { rpc->set_deadline(absl::ToChronoTime(absl::Now() + timeout)); }
+  void SetUnaryDeadline(grpc::ClientContext* rpc) const {
+    rpc->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  }
 };
 
 }  // namespace psd3d::cli

@@ -39,7 +39,9 @@ int DownloadArtifact(const Context& ctx, const std::string& job_id, const std::s
   std::string local_error;
   while (reader->Read(&chunk)) {
     if (!out.is_open()) out.open(part, std::ios::binary | std::ios::app);
-    if (chunk.offset() != offset) local_error = absl::StrCat("the server sent offset ", chunk.offset(), ", expected ", offset);
+    if (chunk.offset() != offset) {
+      local_error = absl::StrCat("the server sent offset ", chunk.offset(), ", expected ", offset);
+    }
     out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
     if (!out) local_error = absl::StrCat("cannot write ", part, ": ", std::strerror(errno));
     if (!local_error.empty()) {

@@ -30,13 +30,12 @@ int ReportRpcError(const Context& ctx, absl::string_view what, const grpc::Statu
         return Fail(kExitUnreachable, absl::StrCat(what, ": cannot reach the psd3d server at ", ctx.server,
                                                    " (is psd3d-server running?): ", msg));
       }
-      return Fail(kExitUnreachable,
-                  absl::StrCat(what, ": the psd3d server at ", ctx.server, " is unavailable: ", msg));
+      return Fail(kExitUnreachable, absl::StrCat(what, ": the psd3d server at ", ctx.server, " is unavailable: ", msg));
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       return Fail(kExitUnreachable, absl::StrCat(what, ": no answer from the psd3d server at ", ctx.server, " within ",
                                                  absl::FormatDuration(ctx.timeout), " (see --timeout_seconds)"));
     case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return Fail(kExitExhausted, absl::StrCat(what, ": the server is at capacity, try again later: ", msg));
+      return Fail(kExitExhausted, absl::StrCat(what, ": ", msg));
     default:
       return Fail(kExitOther,
                   absl::StrCat(what, ": ", absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),

@@ -10,8 +10,8 @@ namespace psd3d::cli {
 
 enum ExitCode : int {
   kExitOk = 0,
-  kExitJobFailed = 1,    // the watched job ended FAILED or CANCELLED
-  kExitUsage = 2,        // bad command line, or INVALID_ARGUMENT
+  kExitJobFailed = 1,  // the watched job ended FAILED or CANCELLED
+  kExitUsage = 2,      // bad command line, or INVALID_ARGUMENT
   kExitNotFound = 3,
   kExitUnreachable = 4,  // UNAVAILABLE, DEADLINE_EXCEEDED, no server
   kExitExhausted = 5,    // RESOURCE_EXHAUSTED, e.g. the queue is full

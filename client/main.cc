@@ -25,7 +25,8 @@ std::string DefaultServer() {
 
 }  // namespace
 
-ABSL_FLAG(std::string, server, DefaultServer(), "psd3d server address, host:port (default: $PSD3D_SERVER, else 127.0.0.1:50051)");
+ABSL_FLAG(std::string, server, DefaultServer(),
+          "psd3d server address, host:port (default: $PSD3D_SERVER, else 127.0.0.1:50051)");
 ABSL_FLAG(bool, json, false, "Print JSON (protobuf's mapping, proto field names) instead of text");
 ABSL_FLAG(int, timeout_seconds, 30, "Deadline of each unary call (submit, get, list, cancel)");
 

@@ -19,8 +19,8 @@ std::string JobTableHeader();               // `list`: a header line, then one r
 std::string FormatJobRow(const v1::Job& job);
 std::string FormatEvent(const v1::JobEvent& event);  // one line per event for `watch`
 
-std::string FormatBytes(int64_t bytes);                      // "1.5 MiB"
+std::string FormatBytes(int64_t bytes);                           // "1.5 MiB"
 std::string FormatDuration(const google::protobuf::Duration& d);  // "1h02m", "3m05s", "42s"
-std::string FormatMetrics(const v1::JobMetrics& metrics);    // "loss 0.1234  reward 0.5678"
+std::string FormatMetrics(const v1::JobMetrics& metrics);         // "loss 0.1234  reward 0.5678"
 
 }  // namespace psd3d::cli

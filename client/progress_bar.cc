@@ -20,10 +20,10 @@ std::string Render(const v1::JobEvent::Progress& p) {
   const float fraction = std::clamp(p.progress(), 0.0f, 1.0f);
   const int filled = static_cast<int>(std::lround(fraction * kBarWidth));
   const int digits = static_cast<int>(absl::StrCat(p.total_steps()).size());  // keeps the bar from jumping
-  std::string line = absl::StrFormat("%-8s %*d/%d [%s%s] %5.1f%% loss %.4f reward %.4f", StageName(p.stage()), digits,
-                                     p.step(), p.total_steps(), std::string(filled, '#'),
-                                     std::string(kBarWidth - filled, '-'), fraction * 100, p.metrics().loss(),
-                                     p.metrics().reward());
+  std::string line =
+      absl::StrFormat("%-8s %*d/%d [%s%s] %5.1f%% loss %.4f reward %.4f", StageName(p.stage()), digits, p.step(),
+                      p.total_steps(), std::string(filled, '#'), std::string(kBarWidth - filled, '-'), fraction * 100,
+                      p.metrics().loss(), p.metrics().reward());
   if (p.has_eta()) absl::StrAppend(&line, " ETA ", FormatDuration(p.eta()));
   return line;
 }

@@ -23,8 +23,7 @@ constexpr int kMaxRetries = 10;  // consecutive failed reconnects before giving 
 // ended a slow reader's stream (RESOURCE_EXHAUSTED). Broken transports surface as UNKNOWN or INTERNAL.
 bool Retryable(grpc::StatusCode code) {
   return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
-         code == grpc::StatusCode::UNKNOWN || code == grpc::StatusCode::INTERNAL ||
-         code == grpc::StatusCode::ABORTED;
+         code == grpc::StatusCode::UNKNOWN || code == grpc::StatusCode::INTERNAL || code == grpc::StatusCode::ABORTED;
 }
 
 std::string PreviewFileName(const v1::JobEvent::Preview& p) {
@@ -62,7 +61,7 @@ class EventSink {
  private:
   void SavePreview(const v1::JobEvent::Preview& p) {
     const std::filesystem::path path = std::filesystem::path(options_.previews_dir) / PreviewFileName(p);
-    std::error_code ec;
+    std::error_code ec;  // a directory that cannot be made shows up as the write failing
     std::filesystem::create_directories(options_.previews_dir, ec);
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(p.png().data(), static_cast<std::streamsize>(p.png().size()));
@@ -84,8 +83,8 @@ class EventSink {
 // Streams events until the job's terminal event, reconnecting after the last cursor when the stream
 // drops. Returns what ended the watch otherwise. The bar is gone when this returns, so that an error
 // message starts on a line of its own.
-grpc::Status Follow(const Context& ctx, const std::string& what, const std::string& job_id,
-                    const WatchOptions& options, std::string* cursor, v1::Job::State* final_state) {
+grpc::Status Follow(const Context& ctx, const std::string& what, const std::string& job_id, const WatchOptions& options,
+                    std::string* cursor, v1::Job::State* final_state) {
   EventSink sink(ctx, options);
   bool streamed = false;  // only a stream that once worked is retried; a first failure is reported at once
   int failures = 0;
@@ -113,9 +112,8 @@ grpc::Status Follow(const Context& ctx, const std::string& what, const std::stri
     if (!streamed || !Retryable(status.error_code()) || ++failures > kMaxRetries) return status;
     const absl::Duration backoff = std::min(absl::Milliseconds(500) * (1 << (failures - 1)), absl::Seconds(10));
     sink.Note(absl::StrCat("psd3d: ", what, failures == 1 ? ": stream lost (" : ": reconnect failed (",
-                           status.error_message(), "); resuming after cursor ",
-                           *cursor, " in ", absl::FormatDuration(backoff), " (retry ", failures, "/", kMaxRetries,
-                           ")"));
+                           status.error_message(), "); resuming after cursor ", *cursor, " in ",
+                           absl::FormatDuration(backoff), " (retry ", failures, "/", kMaxRetries, ")"));
     absl::SleepFor(backoff);
   }
 }
