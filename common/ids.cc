@@ -20,12 +20,25 @@ absl::BitGen& Gen() {
 }  // namespace
 
 std::string NewJobId() {
+  // Monotonic within a millisecond (the ULID rule): ids made by one process in the same millisecond
+  // increase, so queue ties on enqueue time and the job index keep submission order.
+  static uint64_t last_ms = 0, last_hi = 0, last_lo = 0;
   uint64_t ms = static_cast<uint64_t>(NowMillis());
   uint64_t hi, lo;
   {
     absl::MutexLock lock(&g_mu);
-    hi = absl::Uniform<uint64_t>(Gen());
-    lo = absl::Uniform<uint64_t>(Gen());
+    if (ms <= last_ms) {
+      ms = last_ms;
+      hi = last_hi;
+      lo = last_lo + 1;
+      if (lo == 0) hi = (hi + 1) & 0xFFFF;
+    } else {
+      hi = absl::Uniform<uint64_t>(Gen()) & 0x7FFF;  // top bit clear leaves room to increment
+      lo = absl::Uniform<uint64_t>(Gen());
+    }
+    last_ms = ms;
+    last_hi = hi;
+    last_lo = lo;
   }
   // 48 bits of time, 80 bits of randomness, 26 characters.
   std::string out(26, '0');
