@@ -1,7 +1,5 @@
 #include "common/ids.h"
 
-#include <random>
-
 #include "absl/random/random.h"
 #include "absl/synchronization/mutex.h"
 #include "common/redis_client.h"
@@ -12,6 +10,10 @@ namespace {
 constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 absl::Mutex g_mu;
+// The last id handed out, for monotonic ids within one millisecond.
+uint64_t g_last_ms ABSL_GUARDED_BY(g_mu) = 0;
+uint64_t g_last_hi ABSL_GUARDED_BY(g_mu) = 0;
+uint64_t g_last_lo ABSL_GUARDED_BY(g_mu) = 0;
 absl::BitGen& Gen() {
   static absl::BitGen gen;
   return gen;
@@ -22,23 +24,22 @@ absl::BitGen& Gen() {
 std::string NewJobId() {
   // Monotonic within a millisecond (the ULID rule): ids made by one process in the same millisecond
   // increase, so queue ties on enqueue time and the job index keep submission order.
-  static uint64_t last_ms = 0, last_hi = 0, last_lo = 0;
   uint64_t ms = static_cast<uint64_t>(NowMillis());
   uint64_t hi, lo;
   {
     absl::MutexLock lock(&g_mu);
-    if (ms <= last_ms) {
-      ms = last_ms;
-      hi = last_hi;
-      lo = last_lo + 1;
+    if (ms <= g_last_ms) {
+      ms = g_last_ms;
+      hi = g_last_hi;
+      lo = g_last_lo + 1;
       if (lo == 0) hi = (hi + 1) & 0xFFFF;
     } else {
       hi = absl::Uniform<uint64_t>(Gen()) & 0x7FFF;  // top bit clear leaves room to increment
       lo = absl::Uniform<uint64_t>(Gen());
     }
-    last_ms = ms;
-    last_hi = hi;
-    last_lo = lo;
+    g_last_ms = ms;
+    g_last_hi = hi;
+    g_last_lo = lo;
   }
   // 48 bits of time, 80 bits of randomness, 26 characters.
   std::string out(26, '0');

@@ -47,7 +47,6 @@ absl::StatusOr<std::optional<Lease>> JobLease::Claim(const std::string& worker, 
     return absl::DataLossError(absl::StrCat("job ", lease.job_id, ": stored request does not parse"));
   }
   lease.has_checkpoint = r->elements.at(4).integer == 1;
-  (void)r->elements.at(5).AsInteger().ok();
   lease.enqueued_ms = r->elements.at(5).AsInteger().value_or(0);
   return std::optional<Lease>(std::move(lease));
 }

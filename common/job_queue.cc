@@ -107,6 +107,7 @@ absl::StatusOr<v1::Job> JobQueue::Get(const std::string& id) {
   }
   // ETA from the mean of recent durations of jobs like this one.
   long long workers = std::max<long long>(1, rs[4]->integer);
+  if (IsTerminal(job->state())) return job;
   auto durs = (*conn)->Command({"LRANGE", keys_.Durations(job->spec().method(), job->spec().quality()), "0", "19"});
   double mean = 0;
   if (durs.ok() && !durs->elements.empty()) {

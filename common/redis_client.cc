@@ -78,17 +78,10 @@ absl::StatusOr<long long> RedisReply::AsInteger() const {
 }
 
 RedisScript::RedisScript(const char* src) : source(src), sha1(HexSha1(source)) {
-  // The embedder writes "-- <name>.lua" after the prelude.
-  size_t pos = source.find("\n-- ");
-  while (pos != std::string::npos) {
-    size_t end = source.find(".lua\n", pos);
-    size_t nl = source.find('\n', pos + 1);
-    if (end != std::string::npos && end < nl) {
-      name = absl::string_view(source).substr(pos + 4, end - pos - 4);
-    }
-    pos = source.find("\n-- ", pos + 1);
-    if (!name.empty()) break;
-  }
+  // The embedder writes "\n-- <name>.lua\n" between the prelude and the script.
+  size_t end = source.find(".lua\n");
+  size_t begin = end == std::string::npos ? end : source.rfind("\n-- ", end);
+  if (begin != std::string::npos) name = absl::string_view(source).substr(begin + 4, end - begin - 4);
 }
 
 absl::StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Connect(const RedisOptions& o) {

@@ -2,7 +2,6 @@
 // and a thread-safe connection pool. Connections that hit an I/O error are dropped, not reused.
 #pragma once
 
-#include <chrono>
 #include <memory>
 #include <string>
 #include "absl/strings/string_view.h"

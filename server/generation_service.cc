@@ -135,7 +135,7 @@ grpc::Status GenerationServiceImpl::SubmitJob(grpc::ServerContext*, const v1::Su
     return t.Done(ToGrpc(s));
   }
   v1::SubmitJobRequest filled = *req;
-  const std::string fingerprint = Fingerprint(*req);
+  const std::string fingerprint = req->request_id().empty() ? "" : Fingerprint(*req);
   ApplySubmitDefaults(&filled, options_.limits);
   auto submitted = queue_->Submit(filled, fingerprint, options_.submit);
   if (!submitted.ok()) {
