@@ -38,7 +38,13 @@ int DownloadArtifact(const Context& ctx, const std::string& job_id, const std::s
   std::string expected_sha;
   std::string local_error;
   while (reader->Read(&chunk)) {
-    if (!out.is_open()) out.open(part, std::ios::binary | std::ios::app);
+    if (!out.is_open()) {
+      // -o out/dir/mesh.glb: make the folder, as users expect (previews_dir is made the same way).
+      const std::filesystem::path parent = std::filesystem::path(part).parent_path();
+      std::error_code mkdir_error;
+      if (!parent.empty()) std::filesystem::create_directories(parent, mkdir_error);
+      out.open(part, std::ios::binary | std::ios::app);
+    }
     if (chunk.offset() != offset) {
       local_error = absl::StrCat("the server sent offset ", chunk.offset(), ", expected ", offset);
     }

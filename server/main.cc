@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
         if (auto r = (*conn)->Command({"HGETALL", queue.keys().Stats()}); r.ok()) metrics.SetTotals(ToFieldMap(*r));
       }
       metrics.SetSubscribers(hub.subscribers());
+      metrics.SetWatchReads(hub.redis_reads());
       // Readiness follows Redis: a server that cannot reach the queue should get no traffic.
       if (ok != serving.load() && !stop.HasBeenNotified()) {
         serving = ok;

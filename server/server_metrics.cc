@@ -20,6 +20,7 @@ struct ServerMetrics::Impl {
         running(prometheus::BuildGauge().Name("psd3d_jobs_running").Help("Jobs leased to a worker (RUNNING or CANCELLING)").Register(r).Add({})),
         workers(prometheus::BuildGauge().Name("psd3d_workers_live").Help("Workers with a fresh heartbeat").Register(r).Add({})),
         subscribers(prometheus::BuildGauge().Name("psd3d_stream_subscribers").Help("Open WatchJob streams on this server").Register(r).Add({})),
+        watch_reads(prometheus::BuildCounter().Name("psd3d_watch_redis_reads_total").Help("Redis reads made by the WatchJob fan-out (one per event batch, whatever the number of watchers)").Register(r).Add({})),
         outcomes(prometheus::BuildCounter().Name("psd3d_job_outcomes_total").Help("Jobs reaching a terminal state, queue-wide").Register(r)),
         redeliveries(prometheus::BuildCounter().Name("psd3d_redeliveries_total").Help("Jobs put back in the queue after a lost lease or failed attempt, queue-wide").Register(r).Add({})),
         rpc(prometheus::BuildHistogram().Name("psd3d_rpc_seconds").Help("Unary RPC latency by method and status code").Register(r)) {}
@@ -29,6 +30,7 @@ struct ServerMetrics::Impl {
   prometheus::Gauge& running;
   prometheus::Gauge& workers;
   prometheus::Gauge& subscribers;
+  prometheus::Counter& watch_reads;
   prometheus::Family<prometheus::Counter>& outcomes;
   prometheus::Counter& redeliveries;
   prometheus::Family<prometheus::Histogram>& rpc;
@@ -45,6 +47,11 @@ void ServerMetrics::Submitted(v1::JobSpec::Method method, const std::string& res
 }
 
 void ServerMetrics::SetSubscribers(int n) { impl_->subscribers.Set(n); }
+
+void ServerMetrics::SetWatchReads(long long total) {
+  const double delta = static_cast<double>(total) - impl_->watch_reads.Value();
+  if (delta > 0) impl_->watch_reads.Increment(delta);
+}
 
 void ServerMetrics::SetQueue(const JobQueue::Depth& d) {
   for (int p = 0; p < 10; ++p) impl_->depth.Add({{"priority", std::to_string(p)}}).Set(d.queued_by_priority[p]);

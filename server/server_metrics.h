@@ -22,6 +22,9 @@ class ServerMetrics {
   // result: "accepted", "duplicate", "invalid", "rejected_full", "error"
   void Submitted(v1::JobSpec::Method method, const std::string& result);
   void SetSubscribers(int n);
+  // Total XREAD/XRANGE calls the watch fan-out made (WatchHub::redis_reads()); grows with event
+  // batches, not with watchers.
+  void SetWatchReads(long long total);
   void SetQueue(const JobQueue::Depth& depth);
   // Totals kept in Redis (HGETALL <prefix>stats); counters advance by the difference.
   void SetTotals(const absl::flat_hash_map<std::string, std::string>& stats);

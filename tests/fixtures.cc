@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -16,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 
 namespace psd3d::testing {
@@ -163,7 +165,10 @@ std::unique_ptr<Process> StartServer(const RedisServer& redis, const std::string
                                    "--redis=" + redis.address(), "--shutdown_grace_seconds=0",
                                    "--housekeeping_ms=200"};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  auto p = std::make_unique<Process>("server", argv, dir);
+  // A fresh log per start: a restarted server must not be found listening on its predecessor's port.
+  static std::atomic<int> starts{0};
+  const int n = ++starts;
+  auto p = std::make_unique<Process>(n == 1 ? "server" : absl::StrCat("server-", n), argv, dir);
   const std::string marker = "listening on port ";
   if (!p->WaitForLog(marker, absl::Seconds(20))) throw std::runtime_error("server did not start: " + p->Log());
   std::string log = p->Log();
@@ -179,6 +184,35 @@ std::unique_ptr<Process> StartTestWorker(const RedisServer& redis, const std::st
                                    "--lease_seconds=3", "--renew_seconds=1", "--log_level=info"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return std::make_unique<Process>(name, argv, dir);
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string req = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[8192];
+      for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) response.append(buf, n);
+    }
+  }
+  close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+double MetricValue(const std::string& exposition, const std::string& name) {
+  for (absl::string_view line : absl::StrSplit(exposition, '\n')) {
+    if (!absl::ConsumePrefix(&line, name) || !absl::ConsumePrefix(&line, " ")) continue;
+    double v;
+    if (absl::SimpleAtod(line, &v)) return v;
+  }
+  return -1;
 }
 
 }  // namespace psd3d::testing

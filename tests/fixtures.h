@@ -54,6 +54,11 @@ class RedisServer {
   std::unique_ptr<Process> proc_;
 };
 
+// GET http://127.0.0.1:port/path; the response body, or "" when the request fails.
+std::string HttpGet(int port, const std::string& path);
+// The value of an unlabelled Prometheus sample `name` in a text exposition, or -1 when absent.
+double MetricValue(const std::string& exposition, const std::string& name);
+
 // Paths of the binaries under test (set by CMake).
 std::string ServerBinary();
 std::string TestWorkerBinary();

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
+#include <thread>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -110,6 +113,16 @@ class ServiceTest : public ::testing::Test {
       *sha = c.sha256();
     }
     return reader->Finish();
+  }
+  grpc::health::v1::HealthCheckResponse::ServingStatus Health() {
+    auto health = grpc::health::v1::Health::NewStub(channel_);
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service("psd3d.v1.GenerationService");
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    if (!health->Check(&ctx, req, &resp).ok()) return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+    return resp.status();
   }
   long long QueueLength() {
     auto c = redis_.Connect();
@@ -417,6 +430,89 @@ TEST_F(ServiceTest, SigtermCheckpointsReleasesAndExits) {
   std::vector<v1::JobEvent> ev;
   ASSERT_TRUE(Watch(id, "", &ev).ok());
   EXPECT_TRUE(HasLog(ev, "resumed from checkpoint at step "));
+}
+
+// The fan-out's promise: Redis reads grow with event batches, not with watchers. Watchers subscribe to
+// a queued job first (registration replays with one read each), then a worker runs it; the reads made
+// while it runs are counted by the server's psd3d_watch_redis_reads_total.
+TEST_F(ServiceTest, ManyWatchersOfOneJobCostTheRedisReadsOfOne) {
+  const int metrics_port = testing::FreePort();
+  StartServer({absl::StrCat("--metrics_address=127.0.0.1:", metrics_port), "--housekeeping_ms=50"});
+  auto metric = [&](const char* name) {
+    return testing::MetricValue(testing::HttpGet(metrics_port, "/metrics"), name);
+  };
+  auto run = [&](int watchers, const std::string& worker) -> std::pair<double, double> {
+    std::string id = MustSubmit("watched steps=15 step_ms=15");
+    std::vector<std::vector<v1::JobEvent>> events(watchers);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < watchers; ++i) {
+      threads.emplace_back([&, i] { EXPECT_TRUE(Watch(id, "", &events[i]).ok()); });
+    }
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (metric("psd3d_stream_subscribers") != watchers && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+    absl::SleepFor(absl::Milliseconds(200));  // let the counter catch up with the registrations
+    const double before = metric("psd3d_watch_redis_reads_total");
+    Process* w = StartWorker(worker);
+    for (auto& t : threads) t.join();
+    absl::SleepFor(absl::Milliseconds(200));
+    const double reads = metric("psd3d_watch_redis_reads_total") - before;
+    w->Signal(SIGTERM);
+    EXPECT_EQ(w->Wait(absl::Seconds(10)), 0);
+    if (events[0].empty()) {
+      ADD_FAILURE() << "no events";
+      return {0, 0};
+    }
+    for (int i = 1; i < watchers; ++i) {
+      EXPECT_EQ(events[i].size(), events[0].size());
+      EXPECT_EQ(events[i].back().cursor(), events[0].back().cursor());
+    }
+    EXPECT_EQ(events[0].back().state().state(), v1::Job::SUCCEEDED);
+    return std::make_pair(reads, static_cast<double>(events[0].size()));
+  };
+  const auto [one_reads, events] = run(1, "w1");
+  const auto [many_reads, many_events] = run(20, "w2");
+  EXPECT_EQ(many_events, events);
+  EXPECT_GT(one_reads, 0);
+  // The same job costs about the same reads however many watch it (batching varies with timing);
+  // one read per watcher per event would be 20× the events.
+  EXPECT_LE(many_reads, 1.5 * one_reads + 5) << "1 watcher: " << one_reads << " reads; 20 watchers: " << many_reads
+                                             << " reads; " << events << " events";
+  EXPECT_LE(many_reads, events + 5);
+}
+
+// SIGTERM: health turns NOT_SERVING while RPCs still work, then open watch streams end UNAVAILABLE
+// (never a silent EOF), the server exits 0, and the job carries on; a client resumes on a new server.
+TEST_F(ServiceTest, GracefulShutdownGoesNotServingThenEndsStreamsUnavailable) {
+  StartServer({"--shutdown_grace_seconds=1"});
+  StartWorker("w1");
+  std::string id = MustSubmit("long steps=40 step_ms=25");
+  WaitForState(id, v1::Job::RUNNING);
+  std::vector<v1::JobEvent> seen;
+  grpc::Status watch_status;
+  std::thread watcher([&] { watch_status = Watch(id, "", &seen); });
+  absl::SleepFor(absl::Milliseconds(300));
+  server_->Signal(SIGTERM);
+  bool not_serving = false;
+  for (absl::Time end = absl::Now() + absl::Milliseconds(900); absl::Now() < end && !not_serving;) {
+    not_serving = Health() == grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+    if (!not_serving) absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(not_serving) << "health did not turn NOT_SERVING during the grace period";
+  EXPECT_EQ(Get(id).id(), id);  // still answering during the grace period
+  watcher.join();
+  EXPECT_EQ(watch_status.error_code(), grpc::StatusCode::UNAVAILABLE) << watch_status.error_message();
+  EXPECT_EQ(server_->Wait(absl::Seconds(15)), 0);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_FALSE(seen.back().has_state() && seen.back().state().state() == v1::Job::SUCCEEDED)
+      << "the job should still be running when the server stops";
+
+  StartServer();
+  std::vector<v1::JobEvent> rest;
+  grpc::Status resumed = Watch(id, seen.back().cursor(), &rest);
+  ASSERT_TRUE(resumed.ok()) << resumed.error_code() << ": " << resumed.error_message();
+  ASSERT_FALSE(rest.empty());
+  EXPECT_EQ(rest.back().state().state(), v1::Job::SUCCEEDED);
+  EXPECT_NE(rest.front().cursor(), seen.back().cursor());
 }
 
 }  // namespace
