@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
 # Installs psd3d's build and test dependencies from Debian 12 packages. Idempotent: does nothing when
-# everything is present. Needs root (or sudo).
+# everything is present. Needs root (or sudo). Also installs the npm glTF validator used by the tests.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 PKGS=(cmake ninja-build g++ pkg-config
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
       libabsl-dev libhiredis-dev prometheus-cpp-dev libssl-dev zlib1g-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      redis-server redis-tools)
+      redis-server redis-tools
+      libtorch-dev libpng-dev libtinygltf-dev nlohmann-json3-dev)
+# Node runs the Khronos glTF validator in the tests; a Node from elsewhere (nodesource) is fine.
+command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+install_npm_tools() {
+  # The validator's exact version is pinned by tools/gltf-validate/package-lock.json.
+  if [ -f tools/gltf-validate/package.json ] && [ ! -d tools/gltf-validate/node_modules/gltf-validator ]; then
+    echo "install-deps: npm ci in tools/gltf-validate"
+    npm ci --prefix tools/gltf-validate --no-audit --no-fund --loglevel=error >/dev/null
+  fi
+}
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PKGS[@]} packages present"
+  install_npm_tools
   exit 0
 fi
 SUDO=""
@@ -21,4 +33,5 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_npm_tools
 echo "install-deps: done"

@@ -1,0 +1,89 @@
+// psd3d-engine-bench: runs every registered engine benchmark and prints one table.
+#include "bench/engine/bench_harness.h"
+
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+
+ABSL_FLAG(std::string, device, "auto", "cuda, cpu, or auto (cuda when available)");
+ABSL_FLAG(std::string, filter, "", "Run only benchmarks whose name contains this");
+
+namespace psd3d::bench {
+namespace {
+
+std::map<std::string, BenchFn>& Registry() {
+  static auto* r = new std::map<std::string, BenchFn>();
+  return *r;
+}
+
+void Sync(const at::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize();
+}
+
+// Device memory bandwidth measured by copying 1 GiB (read + write), bytes per second.
+double MeasureBandwidth(const at::Device& d) {
+  const int64_t n = d.is_cuda() ? (int64_t{1} << 28) : (int64_t{1} << 25);  // floats
+  at::Tensor a = at::rand({n}, at::TensorOptions().device(d)), b = at::empty_like(a);
+  double ms = TimeMs([&] { b.copy_(a); }, d);
+  return 2.0 * n * sizeof(float) / (ms * 1e-3);
+}
+
+}  // namespace
+
+double TimeMs(const std::function<void()>& fn, const at::Device& device, int warmup, int iters) {
+  for (int i = 0; i < warmup; ++i) fn();
+  // Calls run back to back in batches with one synchronization per batch, so a short kernel's time is
+  // not swamped by the synchronization round trip; the result is the median batch time per call.
+  constexpr int kBatch = 5;
+  std::vector<double> ms;
+  for (int i = 0; i < iters; ++i) {
+    Sync(device);
+    auto t0 = std::chrono::steady_clock::now();
+    for (int k = 0; k < kBatch; ++k) fn();
+    Sync(device);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / kBatch);
+  }
+  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
+  return ms[ms.size() / 2];
+}
+
+bool Register(const std::string& name, BenchFn fn) {
+  Registry()[name] = std::move(fn);
+  return true;
+}
+
+}  // namespace psd3d::bench
+
+int main(int argc, char** argv) {
+  using namespace psd3d::bench;
+  absl::SetProgramUsageMessage(
+      "Times each engine kernel against its pure-LibTorch twin on one device and against its memory "
+      "bound; prints a table.\nUsage: psd3d-engine-bench [--device=cuda] [--filter=hash]");
+  absl::ParseCommandLine(argc, argv);
+  std::string dev = absl::GetFlag(FLAGS_device);
+  if (dev == "auto") dev = torch::cuda::is_available() ? "cuda" : "cpu";
+  const at::Device device(dev);
+  const double bw = MeasureBandwidth(device);
+  std::printf("device %s, measured copy bandwidth %.0f GB/s\n\n", dev.c_str(), bw / 1e9);
+  std::printf("%-28s %-26s %10s %10s %9s %14s %10s %9s\n", "kernel", "work", "kernel ms", "twin ms", "speed-up",
+              "throughput", "bound ms", "x bound");
+  for (const auto& [name, fn] : Registry()) {
+    if (!absl::StrContains(name, absl::GetFlag(FLAGS_filter))) continue;
+    for (const Row& r : fn(device)) {
+      const double bound_ms = r.min_bytes / bw * 1e3;
+      char tput[32] = "";
+      if (r.items > 0) std::snprintf(tput, sizeof(tput), "%.3g %s/s", r.items / (r.kernel_ms * 1e-3), r.item_unit.c_str());
+      std::printf("%-28s %-26s %10.3f %10.3f %8.1fx %14s %10.4f %8.1fx\n", r.name.c_str(), r.work.c_str(), r.kernel_ms,
+                  r.twin_ms, r.twin_ms / r.kernel_ms, tput, bound_ms, bound_ms > 0 ? r.kernel_ms / bound_ms : 0.0);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# On the GPU machine (device tool; carry .deps): builds the engine with CUDA kernels, runs the CPU and
+# GPU engine tests (the glTF validator needs Node, which the GPU machine lacks: CI runs it), and prints
+# the engine benchmark table.
+# Logs and results go to $OUT (or out/ when $OUT is unset).
+#   source .deps/gpu-env.sh; scripts/gpu-engine-check.sh [--no-bench]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-out}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+B=build-gpu
+cmake -S . -B $B -DPSD3D_BUILD_SERVICE=OFF -DPSD3D_CUDA=ON -DCMAKE_BUILD_TYPE=Release >"$out/configure.log" 2>&1 ||
+  { tail -40 "$out/configure.log"; exit 1; }
+if ! cmake --build $B -j16 >"$out/build.log" 2>&1; then
+  grep -E 'error|Error' "$out/build.log" | head -60
+  exit 1
+fi
+echo "== build ok ($(grep -c '\.cu' "$out/build.log") CUDA compile lines)"
+(cd $B && ctest -L 'gpu|unit' -E GltfValidator -j8 --output-on-failure >"$out/ctest.log" 2>&1)
+tail -n 25 "$out/ctest.log"
+grep -E 'Failure|FAILED|Expected|Which is|error' "$out/ctest.log" | head -40
+if [ "${1:-}" != "--no-bench" ]; then
+  $B/bench/engine/psd3d-engine-bench --device=cuda | tee "$out/engine-bench.txt"
+fi

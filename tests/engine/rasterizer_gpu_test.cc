@@ -1,0 +1,185 @@
+// CUDA rasterizer vs the LibTorch twin: triangle ids on random soups and meshes (equal but for depth
+// ties), fragments/interpolation/antialias values and gradients, and texture baking on the GPU.
+#include <gtest/gtest.h>
+#include <torch/cuda.h>
+
+#include <cmath>
+#include <vector>
+
+#include "worker/mesh/texture_bake.h"
+#include "worker/mesh/uv_atlas.h"
+#include "worker/render/cameras.h"
+#include "worker/render/rasterizer.h"
+
+namespace psd3d {
+namespace {
+
+#define SKIP_WITHOUT_CUDA() \
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device"
+
+const at::Device kCuda("cuda");
+
+struct Soup {
+  at::Tensor clip, faces;
+};
+
+// Random triangles with sizes log-uniform in [e^lo, e^hi] NDC (sub-pixel to larger than the screen, so
+// both kernel paths run), some off-screen, some with clipped depth, some behind the camera, some
+// collinear, one with a NaN, and every tenth a copy of its predecessor in reverse order (a tie but for
+// rounding, and the opposite winding).
+Soup RandomSoup(int64_t batch, int64_t tris, uint64_t seed, double lo = -5.5, double hi = 0.5) {
+  at::Generator g = at::detail::createCPUGenerator(seed);
+  at::Tensor centre = at::rand({batch, tris, 1, 2}, g) * 2.6 - 1.3;
+  at::Tensor scale = at::exp(at::rand({batch, tris, 1, 1}, g) * (hi - lo) + lo);
+  at::Tensor xy = centre + (at::rand({batch, tris, 3, 2}, g) * 2 - 1) * scale;
+  at::Tensor collinear = at::rand({batch, tris, 1, 1}, g) < 0.02;
+  at::Tensor line = xy.narrow(2, 0, 1) + at::rand({batch, tris, 3, 1}, g) * scale * at::tensor({1.f, 0.5f});
+  xy = at::where(collinear, line, xy);
+  at::Tensor z = at::rand({batch, tris, 1, 1}, g) * 2.4 - 1.2 + (at::rand({batch, tris, 3, 1}, g) - 0.5) * 0.2;
+  at::Tensor w = at::rand({batch, tris, 3, 1}, g) * 1.5 + 0.5;
+  w = at::where(at::rand({batch, tris, 3, 1}, g) < 0.01, -w, w);
+  at::Tensor clip = at::cat({xy * w, z * w, w}, -1).view({batch, tris * 3, 4}).to(at::kFloat);
+  clip[0][0][0] = std::nanf("");
+  at::Tensor faces = at::arange(tris * 3, at::kLong).view({tris, 3});
+  for (int64_t f = 9; f < tris; f += 10) faces[f] = faces[f - 1].flip(0);
+  return {clip, faces};
+}
+
+// Latitude-longitude sphere (shared edges, watertight) seen by one or two cameras.
+Soup SphereInView(int64_t n, int64_t batch) {
+  std::vector<float> v = {0.f, 1.f, 0.f};
+  for (int64_t i = 1; i < n; ++i) {
+    for (int64_t j = 0; j < 2 * n; ++j) {
+      const double th = M_PI * i / n, ph = M_PI * j / n;
+      v.insert(v.end(), {static_cast<float>(std::sin(th) * std::sin(ph)), static_cast<float>(std::cos(th)),
+                         static_cast<float>(std::sin(th) * std::cos(ph))});
+    }
+  }
+  v.insert(v.end(), {0.f, -1.f, 0.f});
+  const int64_t south = static_cast<int64_t>(v.size() / 3) - 1, seg = 2 * n;
+  auto ring = [&](int64_t i, int64_t j) { return 1 + (i - 1) * seg + (j % seg); };
+  std::vector<int64_t> f;
+  for (int64_t j = 0; j < seg; ++j) {
+    f.insert(f.end(), {0, ring(1, j), ring(1, j + 1), south, ring(n - 1, j + 1), ring(n - 1, j)});
+    for (int64_t i = 1; i + 1 < n; ++i) {
+      f.insert(f.end(),
+               {ring(i, j), ring(i + 1, j), ring(i + 1, j + 1), ring(i, j), ring(i + 1, j + 1), ring(i, j + 1)});
+    }
+  }
+  const float deg = M_PI / 180;
+  std::vector<float> el = {20.f * deg, -15.f * deg}, az = {30.f * deg, 250.f * deg}, dist = {2.5f, 2.2f},
+                     fov = {50.f * deg, 60.f * deg};
+  el.resize(batch), az.resize(batch), dist.resize(batch), fov.resize(batch);
+  CameraBatch cams = OrbitCameras(at::tensor(el), at::tensor(az), at::tensor(dist), at::tensor(fov));
+  return {ToClipSpace(at::tensor(v).view({-1, 3}), cams.mvp), at::tensor(f, at::kLong).view({-1, 3})};
+}
+
+// Kernel ids equal the CPU twin's wherever the two candidates' depths differ by more than a tie.
+void ExpectIdsMatch(const Soup& s, int64_t h, int64_t w, const std::string& what) {
+  at::Tensor ref = RasterizeTriangleIdsTwin(s.clip, s.faces, h, w);
+  at::Tensor kernel = RasterizeTriangleIds(s.clip.to(kCuda), s.faces.to(kCuda), h, w).cpu();
+  at::Tensor twin_cuda = RasterizeTriangleIdsTwin(s.clip.to(kCuda), s.faces.to(kCuda), h, w).cpu();
+  ASSERT_EQ(kernel.sizes(), ref.sizes());
+  EXPECT_GT((ref >= 0).sum().item<int64_t>(), h * w / 10) << what;
+  for (const auto& [name, ids] : {std::pair<const char*, at::Tensor>{"kernel", kernel}, {"cuda twin", twin_cuda}}) {
+    at::Tensor differ = ids != ref;
+    const int64_t n = differ.sum().item<int64_t>();
+    if (n == 0) continue;
+    // Both must cover the pixel, with depths that tie.
+    EXPECT_TRUE((ids.masked_select(differ) >= 0).all().item<bool>()) << what << " " << name;
+    EXPECT_TRUE((ref.masked_select(differ) >= 0).all().item<bool>()) << what << " " << name;
+    at::Tensor d_ref = ComputeFragments(s.clip, s.faces, ref).depth.squeeze(-1);
+    at::Tensor d_ids = ComputeFragments(s.clip, s.faces, at::where(ids >= 0, ids, ref)).depth.squeeze(-1);
+    const float gap = (d_ref - d_ids).abs().masked_select(differ).max().item<float>();
+    EXPECT_LT(gap, 1e-6) << what << " " << name << ": " << n << " pixels differ";
+    EXPECT_LT(n, h * w * ref.size(0) / 1000) << what << " " << name;
+  }
+}
+
+TEST(RasterizerGpu, KernelTriangleIdsMatchTheTwinOnRandomSoups) {
+  SKIP_WITHOUT_CUDA();
+  ExpectIdsMatch(RandomSoup(1, 200, 1), 64, 64, "200 tris 64x64");
+  ExpectIdsMatch(RandomSoup(2, 3000, 2, -5.5, -1.0), 96, 128, "3000 tris 96x128 b2");
+  ExpectIdsMatch(RandomSoup(1, 20000, 3, -6.0, -2.0), 256, 256, "20k tris 256x256");
+  ExpectIdsMatch(RandomSoup(3, 500, 4), 1, 300, "one row");
+  ExpectIdsMatch(RandomSoup(1, 50, 5, -1.0, 0.5), 333, 17, "few big tris, tall");
+}
+
+TEST(RasterizerGpu, KernelTriangleIdsMatchTheTwinOnMeshes) {
+  SKIP_WITHOUT_CUDA();
+  ExpectIdsMatch(SphereInView(12, 2), 64, 80, "small sphere");
+  ExpectIdsMatch(SphereInView(224, 2), 512, 512, "200k-face sphere 512x512");
+  // Two coplanar copies of one mesh: every covered pixel is an exact tie, the smaller id must win.
+  Soup s = SphereInView(16, 1);
+  Soup twice{s.clip, at::cat({s.faces, s.faces}, 0)};
+  at::Tensor ids = RasterizeTriangleIds(twice.clip.to(kCuda), twice.faces.to(kCuda), 64, 64).cpu();
+  EXPECT_LT(ids.max().item<int64_t>(), s.faces.size(0));
+  ExpectIdsMatch(twice, 64, 64, "coplanar duplicates");
+}
+
+TEST(RasterizerGpu, AcceptsInt32FacesAndNonContiguousClip) {
+  SKIP_WITHOUT_CUDA();
+  Soup s = RandomSoup(2, 400, 7);
+  at::Tensor ref = RasterizeTriangleIdsTwin(s.clip, s.faces, 48, 48);
+  at::Tensor strided = at::cat({s.clip, s.clip}, -1).to(kCuda).narrow(-1, 0, 4);  // non-contiguous view
+  ASSERT_FALSE(strided.is_contiguous());
+  at::Tensor ids = RasterizeTriangleIds(strided, s.faces.to(kCuda).to(at::kInt), 48, 48).cpu();
+  EXPECT_TRUE(at::equal(ids, ref));
+  // Degenerate inputs: no faces, one pixel.
+  EXPECT_TRUE(
+      (RasterizeTriangleIds(s.clip.to(kCuda), at::zeros({0, 3}, at::kLong).to(kCuda), 8, 8) == -1).all().item<bool>());
+  EXPECT_EQ(RasterizeTriangleIds(s.clip.to(kCuda), s.faces.to(kCuda), 1, 1).numel(), 2);
+}
+
+TEST(RasterizerGpu, FragmentsInterpolationAndAntialiasMatchTheCpuWithGradients) {
+  SKIP_WITHOUT_CUDA();
+  Soup s = SphereInView(20, 2);
+  const int64_t h = 96, w = 128;
+  at::Tensor ids = RasterizeTriangleIdsTwin(s.clip, s.faces, h, w);
+  at::Generator g = at::detail::createCPUGenerator(3);
+  at::Tensor attr = at::rand({1, s.clip.size(1), 3}, g);
+  at::Tensor weights = at::rand({2, h, w, 3}, g);
+  struct Out {
+    at::Tensor image, aa, grad_clip, grad_attr;
+  };
+  auto run = [&](const at::Device& dev) {
+    at::Tensor clip = s.clip.to(dev).detach().clone().requires_grad_(true);
+    at::Tensor a = attr.to(dev).detach().clone().requires_grad_(true);
+    at::Tensor faces = s.faces.to(dev);
+    Fragments fr = ComputeFragments(clip, faces, ids.to(dev));
+    at::Tensor image = Interpolate(a, fr.tri_id, fr.bary, faces);
+    at::Tensor aa = Antialias(image * fr.mask + (1 - fr.mask) * 0.3, fr, clip, faces);
+    ((aa * weights.to(dev)).sum() + (fr.depth * 0.1).sum()).backward();
+    return Out{image.cpu(), aa.detach().cpu(), clip.grad().cpu(), a.grad().cpu()};
+  };
+  Out cpu = run(at::kCPU), gpu = run(kCuda);
+  EXPECT_TRUE(at::allclose(gpu.image, cpu.image, 1e-5, 1e-5));
+  EXPECT_TRUE(at::allclose(gpu.aa, cpu.aa, 1e-5, 1e-5));
+  const double scale = cpu.grad_clip.abs().max().item<double>();
+  ASSERT_GT(scale, 0);
+  EXPECT_LT((gpu.grad_clip - cpu.grad_clip).abs().max().item<double>(), 1e-4 * scale);
+  EXPECT_TRUE(at::allclose(gpu.grad_attr, cpu.grad_attr, 1e-4, 1e-4));
+}
+
+TEST(RasterizerGpu, TextureBakeOnTheGpuMatchesTheCpu) {
+  SKIP_WITHOUT_CUDA();
+  Soup s = SphereInView(10, 1);
+  Mesh sphere;  // the sphere's faces over random positions: any mesh will do
+  sphere.faces = s.faces;
+  sphere.vertices = at::rand({s.clip.size(1), 3}) * 2 - 1;
+  absl::StatusOr<Mesh> a = PerTriangleAtlas(sphere, 256);
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto color = [](const at::Tensor& p) { return (p + 1) * 0.5; };
+  absl::StatusOr<at::Tensor> cpu = BakeTexture(*a, 256, 256, color);
+  Mesh on_gpu = *a;
+  on_gpu.vertices = a->vertices.to(kCuda);
+  on_gpu.faces = a->faces.to(kCuda);
+  on_gpu.uvs = a->uvs.to(kCuda);
+  absl::StatusOr<at::Tensor> gpu = BakeTexture(on_gpu, 256, 256, color);
+  ASSERT_TRUE(cpu.ok() && gpu.ok());
+  EXPECT_TRUE(gpu->is_cuda());
+  EXPECT_TRUE(at::allclose(gpu->cpu(), *cpu, 1e-5, 1e-5));
+}
+
+}  // namespace
+}  // namespace psd3d

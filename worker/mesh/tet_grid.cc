@@ -1,0 +1,79 @@
+#include "worker/mesh/tet_grid.h"
+
+#include <c10/util/Exception.h>
+
+#include <tuple>
+
+namespace psd3d {
+namespace {
+
+// Cube corner c = x + 2y + 4z (x,y,z ∈ {0,1}). The six Kuhn tets all contain the diagonal 0–7; the
+// orders below are the usual (0,a,b,7) paths with the three negatively oriented ones flipped (their
+// middle pair swapped), so every tet has volume +1/6 of the cube.
+constexpr int64_t kKuhnTets[6][4] = {{0, 1, 3, 7}, {0, 5, 1, 7}, {0, 3, 2, 7},
+                                     {0, 2, 6, 7}, {0, 4, 5, 7}, {0, 6, 4, 7}};
+
+at::Tensor GridVertices(int64_t n, double h, const at::TensorOptions& long_opts) {
+  const int64_t side = n + 1;
+  at::Tensor id = at::arange(side * side * side, long_opts);
+  at::Tensor ijk =
+      at::stack({id.remainder(side), id.div(side, "floor").remainder(side), id.div(side * side, "floor")}, 1);
+  // Computed in float64 and rounded once, so the centre plane of an even grid is exactly 0.
+  return (ijk.to(at::kDouble) * (2.0 * h / static_cast<double>(n)) - h).to(at::kFloat);
+}
+
+at::Tensor GridTets(int64_t n, const at::TensorOptions& long_opts) {
+  const int64_t side = n + 1;
+  at::Tensor cube = at::arange(n * n * n, long_opts);
+  // Id of each cube's corner 0 (its minimum vertex).
+  at::Tensor base = cube.remainder(n) + side * (cube.div(n, "floor").remainder(n) + side * cube.div(n * n, "floor"));
+  std::vector<int64_t> corner_offset(8);
+  for (int c = 0; c < 8; ++c) corner_offset[c] = (c & 1) + side * ((c >> 1) & 1) + side * side * ((c >> 2) & 1);
+  std::vector<int64_t> local(24);
+  for (int t = 0; t < 6; ++t) {
+    for (int k = 0; k < 4; ++k) local[4 * t + k] = corner_offset[kKuhnTets[t][k]];
+  }
+  at::Tensor offsets = at::tensor(local, at::kLong).to(long_opts.device()).view({1, 6, 4});
+  return (base.view({-1, 1, 1}) + offsets).view({-1, 4});
+}
+
+}  // namespace
+
+TetGrid TetGrid::to(const at::Device& device) const {
+  TetGrid g = *this;
+  g.vertices = vertices.to(device);
+  g.tets = tets.to(device);
+  g.edges = edges.to(device);
+  g.tet_edges = tet_edges.to(device);
+  return g;
+}
+
+TetGrid MakeTetGrid(int64_t n, double half_extent, const at::Device& device) {
+  // n <= 1024 keeps the edge keys lo*V + hi below 2^63.
+  TORCH_CHECK(n >= 1 && n <= 1024, "MakeTetGrid: resolution must be in [1, 1024], got ", n);
+  TORCH_CHECK(half_extent > 0, "MakeTetGrid: half_extent must be positive, got ", half_extent);
+  const auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
+  TetGrid g;
+  g.resolution = n;
+  g.half_extent = half_extent;
+  g.vertices = GridVertices(n, half_extent, long_opts);
+  g.tets = GridTets(n, long_opts);
+
+  // Every tet's six local edges as (lo, hi) keys; unique keys are the edge list, the inverse the table.
+  const int64_t num_v = g.vertices.size(0);
+  std::vector<int64_t> first(6), second(6);
+  for (int k = 0; k < 6; ++k) {
+    first[k] = kTetEdgeVertices[k][0];
+    second[k] = kTetEdgeVertices[k][1];
+  }
+  at::Tensor a = g.tets.index_select(1, at::tensor(first, at::kLong).to(device));
+  at::Tensor b = g.tets.index_select(1, at::tensor(second, at::kLong).to(device));
+  at::Tensor keys = (at::minimum(a, b) * num_v + at::maximum(a, b)).reshape({-1});
+  at::Tensor unique_keys, inverse;
+  std::tie(unique_keys, inverse, std::ignore) = at::_unique2(keys, /*sorted=*/true, /*return_inverse=*/true);
+  g.edges = at::stack({unique_keys.div(num_v, "floor"), unique_keys.remainder(num_v)}, 1);
+  g.tet_edges = inverse.view({-1, 6});
+  return g;
+}
+
+}  // namespace psd3d

@@ -1,0 +1,201 @@
+#include "worker/render/volume_renderer.h"
+
+#include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cmath>
+
+#ifdef PSD3D_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "worker/render/volume_composite_cuda.h"
+#endif
+
+namespace psd3d {
+namespace {
+
+void CheckCompositeInputs(const at::Tensor& sigma, const at::Tensor& delta, const at::Tensor& t, const at::Tensor& rgb) {
+  TORCH_CHECK(sigma.dim() == 2, "composite: sigma must be [R,S], got ", sigma.sizes());
+  TORCH_CHECK(delta.sizes() == sigma.sizes() && t.sizes() == sigma.sizes(), "composite: delta and t must match sigma ",
+              sigma.sizes());
+  TORCH_CHECK(rgb.dim() == 3 && rgb.size(0) == sigma.size(0) && rgb.size(1) == sigma.size(1) && rgb.size(2) == 3,
+              "composite: rgb must be [R,S,3], got ", rgb.sizes());
+}
+
+#ifdef PSD3D_WITH_CUDA
+void CheckCuda(const char* error, const char* what) { TORCH_CHECK(error == nullptr, what, ": ", error); }
+
+class CompositeFunction : public torch::autograd::Function<CompositeFunction> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& sigma_in,
+                                                const at::Tensor& delta_in, const at::Tensor& t_in,
+                                                const at::Tensor& rgb_in) {
+    const c10::cuda::CUDAGuard guard(sigma_in.device());
+    at::Tensor sigma = sigma_in.contiguous().to(at::kFloat), delta = delta_in.contiguous().to(at::kFloat);
+    at::Tensor t = t_in.contiguous().to(at::kFloat), rgb = rgb_in.contiguous().to(at::kFloat);
+    const int64_t rays = sigma.size(0), samples = sigma.size(1);
+    at::Tensor weights = at::empty_like(sigma), trans_after = at::empty_like(sigma);
+    at::Tensor color = at::empty({rays, 3}, sigma.options()), opacity = at::empty({rays}, sigma.options());
+    at::Tensor depth = at::empty({rays}, sigma.options());
+    CheckCuda(LaunchCompositeForward(sigma.data_ptr<float>(), delta.data_ptr<float>(), t.data_ptr<float>(),
+                                     rgb.data_ptr<float>(), rays, samples, weights.data_ptr<float>(),
+                                     trans_after.data_ptr<float>(), color.data_ptr<float>(), opacity.data_ptr<float>(),
+                                     depth.data_ptr<float>(), at::cuda::getCurrentCUDAStream()),
+              "composite forward");
+    ctx->save_for_backward({delta, t, rgb, weights, trans_after});
+    return {color, opacity, depth, weights};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& delta = saved[0];
+    const at::Tensor& t = saved[1];
+    const at::Tensor& rgb = saved[2];
+    const at::Tensor& weights = saved[3];
+    const at::Tensor& trans_after = saved[4];
+    const c10::cuda::CUDAGuard guard(delta.device());
+    const int64_t rays = delta.size(0), samples = delta.size(1);
+    auto grad_or_zeros = [](const at::Tensor& g, at::IntArrayRef shape, const at::TensorOptions& o) {
+      return g.defined() ? g.contiguous().to(at::kFloat) : at::zeros(shape, o);
+    };
+    at::Tensor gc = grad_or_zeros(grads[0], {rays, 3}, delta.options());
+    at::Tensor go = grad_or_zeros(grads[1], {rays}, delta.options());
+    at::Tensor gd = grad_or_zeros(grads[2], {rays}, delta.options());
+    at::Tensor gw = grads[3].defined() ? grads[3].contiguous().to(at::kFloat) : at::Tensor();
+    at::Tensor grad_sigma = at::empty_like(delta), grad_rgb = at::empty_like(rgb);
+    CheckCuda(LaunchCompositeBackward(delta.data_ptr<float>(), t.data_ptr<float>(), rgb.data_ptr<float>(),
+                                      weights.data_ptr<float>(), trans_after.data_ptr<float>(), gc.data_ptr<float>(),
+                                      go.data_ptr<float>(), gd.data_ptr<float>(),
+                                      gw.defined() ? gw.data_ptr<float>() : nullptr, rays, samples,
+                                      grad_sigma.data_ptr<float>(), grad_rgb.data_ptr<float>(),
+                                      at::cuda::getCurrentCUDAStream()),
+              "composite backward");
+    return {grad_sigma, at::Tensor(), at::Tensor(), grad_rgb};
+  }
+};
+#endif
+
+}  // namespace
+
+Composite CompositeTwin(const at::Tensor& sigma, const at::Tensor& delta, const at::Tensor& t, const at::Tensor& rgb) {
+  CheckCompositeInputs(sigma, delta, t, rgb);
+  at::Tensor s = sigma * delta;
+  at::Tensor transmittance = at::exp(-(at::cumsum(s, 1) - s));  // T_i: exclusive prefix sum
+  Composite c;
+  c.weights = transmittance * (1.0 - at::exp(-s));
+  c.color = (c.weights.unsqueeze(-1) * rgb).sum(1);
+  c.opacity = c.weights.sum(1);
+  c.depth = (c.weights * t).sum(1);
+  return c;
+}
+
+bool CompositeHasCudaKernel() {
+#ifdef PSD3D_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+Composite CompositeRays(const at::Tensor& sigma, const at::Tensor& delta, const at::Tensor& t, const at::Tensor& rgb) {
+#ifdef PSD3D_WITH_CUDA
+  if (sigma.is_cuda()) {
+    CheckCompositeInputs(sigma, delta, t, rgb);
+    auto out = CompositeFunction::apply(sigma, delta, t, rgb);
+    return {out[0], out[1], out[2], out[3]};
+  }
+#endif
+  return CompositeTwin(sigma, delta, t, rgb);
+}
+
+OccupancyGrid::OccupancyGrid(double radius, int64_t resolution, double threshold)
+    : radius_(radius), threshold_(threshold), res_(resolution),
+      values_(at::full({resolution, resolution, resolution}, 1e9, at::kFloat)) {}  // all occupied until updated
+
+void OccupancyGrid::Update(const std::function<at::Tensor(const at::Tensor&)>& density, double density_scale,
+                           at::Generator& generator, double decay) {
+  const c10::NoGradGuard no_grad;
+  const auto opts = at::TensorOptions().dtype(at::kFloat);
+  at::Tensor idx = at::stack(at::meshgrid({at::arange(res_, opts), at::arange(res_, opts), at::arange(res_, opts)}, "ij"), -1)
+                       .reshape({-1, 3});
+  at::Tensor jitter = at::rand({idx.size(0), 3}, generator, opts);
+  at::Tensor points = (idx + jitter) / static_cast<double>(res_) * (2.0 * radius_) - radius_;
+  at::Tensor fresh = at::empty({idx.size(0)}, opts);
+  const int64_t chunk = 1 << 18;
+  for (int64_t s = 0; s < points.size(0); s += chunk) {
+    const int64_t n = std::min(chunk, points.size(0) - s);
+    at::Tensor p = points.narrow(0, s, n).to(values_.device());
+    fresh.narrow(0, s, n).copy_(density(p).reshape({-1}).to(at::kCPU).to(at::kFloat) * density_scale);
+  }
+  fresh = fresh.reshape({res_, res_, res_}).to(values_.device());
+  at::Tensor decayed = at::where(values_ > 1e8, at::zeros_like(values_), values_ * decay);  // first update replaces
+  values_ = at::maximum(decayed, fresh);
+}
+
+at::Tensor OccupancyGrid::Occupied(const at::Tensor& points) const {
+  at::Tensor grid = values_.to(points.device()) > threshold_;
+  at::Tensor inside = (points.abs() <= radius_).all(-1);
+  at::Tensor cell = ((points + radius_) / (2.0 * radius_) * static_cast<double>(res_)).floor().to(at::kLong).clamp(0, res_ - 1);
+  at::Tensor flat = (cell.select(-1, 0) * res_ + cell.select(-1, 1)) * res_ + cell.select(-1, 2);
+  return inside & grid.reshape({-1}).index_select(0, flat.reshape({-1})).reshape(flat.sizes());
+}
+
+double OccupancyGrid::occupied_fraction() const { return (values_ > threshold_).to(at::kFloat).mean().item<double>(); }
+
+VolumeRender RenderVolume(const FieldFn& field, const CameraBatch& cameras, const VolumeRenderOptions& o,
+                          at::Generator* generator) {
+  TORCH_CHECK(o.samples_per_ray > 0 && o.height > 0 && o.width > 0, "volume render: bad sizes");
+  Rays rays = CameraRays(cameras, o.height, o.width);
+  const int64_t b = cameras.size(), r = b * o.height * o.width, s = o.samples_per_ray;
+  const auto opts = cameras.c2w.options();
+  at::Tensor origins = rays.origins.reshape({r, 3}), dirs = rays.directions.reshape({r, 3});
+
+  // Where each ray crosses the bounding sphere |o + t d| = radius (d is unit length).
+  at::Tensor bb = (origins * dirs).sum(-1), cc = (origins * origins).sum(-1) - o.radius * o.radius;
+  at::Tensor disc = bb * bb - cc;
+  at::Tensor valid = disc > 0;
+  at::Tensor root = at::sqrt(disc.clamp_min(0));
+  at::Tensor near = (-bb - root).clamp_min(0), far = (-bb + root).clamp_min(0);
+  far = at::where(valid, far, near);  // empty interval: zero spacing, zero weight
+
+  at::Tensor u = o.stratified ? (generator ? at::rand({r, s}, *generator, opts) : at::rand({r, s}, opts))
+                              : at::full({r, s}, 0.5, opts);
+  at::Tensor span = (far - near).unsqueeze(1);
+  at::Tensor t = near.unsqueeze(1) + (at::arange(s, opts).unsqueeze(0) + u) / static_cast<double>(s) * span;
+  at::Tensor delta = (span / static_cast<double>(s)).expand({r, s}).contiguous();
+  at::Tensor points = origins.unsqueeze(1) + t.unsqueeze(-1) * dirs.unsqueeze(1);  // [R,S,3]
+
+  // Evaluate the field only where it can contribute: rays that cross the bound, occupied cells.
+  at::Tensor keep = valid.unsqueeze(1).expand({r, s});
+  if (o.occupancy != nullptr) keep = keep & o.occupancy->Occupied(points);
+  at::Tensor idx = keep.reshape({-1}).nonzero().reshape({-1});
+  at::Tensor flat_points = points.reshape({-1, 3}).index_select(0, idx);
+  std::vector<at::Tensor> dens, alb;
+  for (int64_t st = 0; st < flat_points.size(0); st += o.chunk) {
+    FieldSample f = field(flat_points.narrow(0, st, std::min(o.chunk, flat_points.size(0) - st)));
+    dens.push_back(f.density.reshape({-1}));
+    alb.push_back(f.albedo.reshape({-1, 3}));
+  }
+  at::Tensor sigma = at::zeros({r * s}, opts), albedo = at::zeros({r * s, 3}, opts);
+  if (!dens.empty()) {
+    sigma = sigma.index_put({idx}, at::cat(dens).to(sigma.scalar_type()));
+    albedo = albedo.index_put({idx}, at::cat(alb).to(albedo.scalar_type()));
+  }
+  Composite c = CompositeRays(sigma.reshape({r, s}), delta, t, albedo.reshape({r, s, 3}));
+
+  at::Tensor bg = o.background.defined() ? o.background.to(opts) : at::ones({3}, opts);
+  bg = bg.dim() == 1 ? bg.view({1, 3}).expand({r, 3}) : bg.reshape({r, 3});
+  VolumeRender out;
+  out.rgb = (c.color + bg * (1.0 - c.opacity.unsqueeze(1))).reshape({b, o.height, o.width, 3});
+  out.opacity = c.opacity.reshape({b, o.height, o.width, 1});
+  out.depth = (c.depth / c.opacity.clamp_min(1e-6)).reshape({b, o.height, o.width, 1});
+  out.weights = c.weights;
+  out.points = points;
+  out.directions = dirs;
+  out.valid = valid;
+  return out;
+}
+
+}  // namespace psd3d
