@@ -1,12 +1,15 @@
 // CUDA hash-grid kernels against the CPU twin (the reference) on fresh random inputs: forward values
-// and table gradients, for several configs, point counts that are not multiples of the block size,
-// points exactly at 0 and 1, out-of-range and NaN coordinates. Skips without CUDA.
+// and table gradients, for several configs (level counts that are not multiples of the kernel's level
+// group, rows whose width is not a multiple of 4 floats), point counts that are not multiples of the
+// block size, points exactly at 0 and 1, out-of-range and NaN coordinates, zero gradient rows,
+// coherent points (warp-summed atomics), and a table not aligned for paired loads. Skips without CUDA.
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/cuda.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -80,7 +83,8 @@ TEST_F(HashGridGpu, KernelMatchesCpuTwinForwardAndBackward) {
       {Config(8, 1, 14, 8, 1.5), 1},            // F=1, a single point
       {Config(4, 4, 12, 16, 2.0), 257},         // F=4
       {Config(3, 8, 10, 4, 3.0), 1000},         // F=8, tiny tables (many collisions)
-      {Config(2, 2, 19, 16, 2.0), 4096 + 7},    // all levels dense
+      {Config(2, 2, 19, 16, 2.0), 4096 + 7},    // all levels dense, a partial level group
+      {Config(3, 2, 12, 4, 2.0), 999},          // output rows of 6 floats (no vector stores)
       {Config(32, 2, 15, 2, 1.3), 513},         // the most levels
   };
   at::Generator gen = at::detail::createCPUGenerator(11);
@@ -91,7 +95,8 @@ TEST_F(HashGridGpu, KernelMatchesCpuTwinForwardAndBackward) {
                              " n=" + std::to_string(c.n);
     const at::Tensor x = Points(c.n, gen, (3 - 0.5f) / layout.levels[0].scale);
     const at::Tensor table = at::rand({layout.total_params, layout.features}, gen) * 2 - 1;
-    const at::Tensor dy = at::randn({c.n, layout.output_dim()}, gen);
+    at::Tensor dy = at::randn({c.n, layout.output_dim()}, gen);
+    dy.index_fill_(0, at::arange(0, c.n, 5), 0.0);  // rows the backward kernels skip
     const Result cpu = EncodeWithGrad(&HashGridEncode, x, table, dy, c.config);
     const Result kernel = EncodeWithGrad(&HashGridEncode, x.to(cuda), table.to(cuda), dy.to(cuda), c.config);
     const Result gpu_twin = EncodeWithGrad(&HashGridEncodeTwin, x.to(cuda), table.to(cuda), dy.to(cuda), c.config);
@@ -101,6 +106,26 @@ TEST_F(HashGridGpu, KernelMatchesCpuTwinForwardAndBackward) {
     ExpectClose(gpu_twin.y, cpu.y, 1e-5, name + " CUDA twin forward");
     ExpectClose(gpu_twin.grad_table, cpu.grad_table, 1e-4, name + " CUDA twin table gradient");
   }
+}
+
+// Samples along rays, consecutive like a NeRF batch: neighbouring threads share cells on the coarse
+// levels, which the backward kernel sums within the warp before its atomics.
+TEST_F(HashGridGpu, CoherentRaySamplesMatchTheTwin) {
+  const HashGridConfig config;
+  const HashGridLayout layout = ComputeHashGridLayout(config);
+  at::Generator gen = at::detail::createCPUGenerator(14);
+  const int64_t rays = 300, samples = 96, n = rays * samples - 5;
+  const at::Tensor origin = at::rand({rays, 1, 3}, gen);
+  const at::Tensor dir = at::randn({rays, 1, 3}, gen);
+  const at::Tensor t = at::linspace(0.0, 0.6, samples).view({1, samples, 1});
+  const at::Tensor x = (origin + t * dir / dir.norm(2, -1, true)).reshape({-1, 3}).narrow(0, 0, n).contiguous();
+  const at::Tensor table = at::rand({layout.total_params, 2}, gen) * 2 - 1;
+  at::Tensor dy = at::randn({n, layout.output_dim()}, gen);
+  dy.index_fill_(0, at::arange(0, n, 7), 0.0);
+  const Result cpu = EncodeWithGrad(&HashGridEncode, x, table, dy, config);
+  const Result kernel = EncodeWithGrad(&HashGridEncode, x.cuda(), table.cuda(), dy.cuda(), config);
+  ExpectClose(kernel.y, cpu.y, 1e-5, "forward");
+  ExpectClose(kernel.grad_table, cpu.grad_table, 1e-4, "table gradient");
 }
 
 TEST_F(HashGridGpu, OutOfRangeAndNanPointsMatchTheTwin) {
@@ -131,6 +156,12 @@ TEST_F(HashGridGpu, NonContiguousInputsDeterministicForwardAndFloat64Fallback) {
   const at::Tensor b = HashGridEncode(x.cuda(), table.cuda(), config);
   ExpectClose(a, expected, 1e-5, "strided points");
   EXPECT_TRUE(at::equal(a, b)) << "the forward kernel has no atomics and must be deterministic";
+  // A table one row into its storage is not aligned for the paired 16-byte loads: the unpaired path.
+  const at::Tensor storage = at::rand({layout.total_params + 1, 2}, gen).cuda();
+  const at::Tensor shifted = storage.narrow(0, 1, layout.total_params);
+  ASSERT_NE(reinterpret_cast<uintptr_t>(shifted.data_ptr<float>()) % 16, uintptr_t{0});
+  ExpectClose(HashGridEncode(x.cuda(), shifted, config), HashGridEncode(x, shifted.cpu(), config), 1e-5,
+              "misaligned table");
   // float64 on CUDA runs the twin: it matches the CPU twin in float64.
   const at::Tensor x64 = x.to(at::kDouble), table64 = table.to(at::kDouble);
   const at::Tensor d = HashGridEncode(x64.cuda(), table64.cuda(), config);

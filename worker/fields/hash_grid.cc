@@ -130,22 +130,21 @@ HashGridCudaLevels ToCudaLevels(const HashGridLayout& layout) {
 at::Tensor KernelForward(const at::Tensor& x, const at::Tensor& table, const HashGridLayout& layout) {
   const c10::cuda::CUDAGuard guard(x.device());
   const at::Tensor xc = x.contiguous(), tc = table.contiguous();
-  const int64_t n = x.size(0), levels = static_cast<int64_t>(layout.levels.size());
-  at::Tensor out_lnf = at::empty({levels, n, layout.features}, table.options());
+  const int64_t n = x.size(0);
+  at::Tensor out = at::empty({n, layout.output_dim()}, table.options());
   const char* err = LaunchHashGridForward(xc.data_ptr<float>(), n, tc.data_ptr<float>(), ToCudaLevels(layout),
-                                          out_lnf.data_ptr<float>(), at::cuda::getCurrentCUDAStream());
+                                          out.data_ptr<float>(), at::cuda::getCurrentCUDAStream());
   TORCH_CHECK(err == nullptr, "HashGridEncode: CUDA forward kernel failed: ", err);
-  return out_lnf.permute({1, 0, 2}).reshape({n, layout.output_dim()});
+  return out;
 }
 
 at::Tensor KernelBackward(const at::Tensor& x, const at::Tensor& grad_out, const HashGridLayout& layout) {
   const c10::cuda::CUDAGuard guard(x.device());
-  const at::Tensor xc = x.contiguous();
-  const int64_t n = x.size(0), levels = static_cast<int64_t>(layout.levels.size());
-  const at::Tensor grad_lnf = grad_out.reshape({n, levels, layout.features}).permute({1, 0, 2}).contiguous();
+  const at::Tensor xc = x.contiguous(), gc = grad_out.contiguous();
   at::Tensor grad_table = at::zeros({layout.total_params, layout.features}, grad_out.options());
-  const char* err = LaunchHashGridBackward(xc.data_ptr<float>(), n, grad_lnf.data_ptr<float>(), ToCudaLevels(layout),
-                                           grad_table.data_ptr<float>(), at::cuda::getCurrentCUDAStream());
+  const char* err = LaunchHashGridBackward(xc.data_ptr<float>(), x.size(0), gc.data_ptr<float>(),
+                                           ToCudaLevels(layout), grad_table.data_ptr<float>(),
+                                           at::cuda::getCurrentCUDAStream());
   TORCH_CHECK(err == nullptr, "HashGridEncode: CUDA backward kernel failed: ", err);
   return grad_table;
 }

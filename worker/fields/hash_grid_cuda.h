@@ -18,19 +18,19 @@ struct HashGridCudaLevels {
   float scale[kHashGridCudaMaxLevels];
   uint32_t resolution[kHashGridCudaMaxLevels];
   uint32_t size[kHashGridCudaMaxLevels];
-  int32_t dense[kHashGridCudaMaxLevels];  // 1: direct indexing; 0: tcnn's spatial hash
+  int32_t dense[kHashGridCudaMaxLevels];  // 1: direct indexing; 0: tcnn's spatial hash (size is then 2^k)
   int64_t offset[kHashGridCudaMaxLevels];
 };
 
-// out_lnf [L, n, F] = encoding of x [n,3] (level-major so that writes coalesce; the caller transposes to
-// [n, L·F]). table is [rows, F]. Returns nullptr, or the CUDA error of the launch.
+// out [n, L·F] (the encoding's final layout) = encoding of x [n,3]; table is [rows, F]. Returns nullptr,
+// or the CUDA error of the launch.
 const char* LaunchHashGridForward(const float* x, int64_t n, const float* table, const HashGridCudaLevels& levels,
-                                  float* out_lnf, cudaStream_t stream);
+                                  float* out, cudaStream_t stream);
 
-// grad_table [rows, F] += Σ trilinear weight · grad_lnf [L, n, F] (atomicAdd); grad_table must be zeroed
-// by the caller and aligned to min(F, 4) floats (any fresh allocation is). Returns nullptr, or the
-// CUDA error of the launch.
-const char* LaunchHashGridBackward(const float* x, int64_t n, const float* grad_lnf, const HashGridCudaLevels& levels,
+// grad_table [rows, F] += Σ trilinear weight · grad_out [n, L·F] (float atomics, so the summation order
+// varies from run to run). grad_table must be zeroed by the caller and 16-byte aligned (any fresh
+// allocation is). Returns nullptr, or the CUDA error of the launch.
+const char* LaunchHashGridBackward(const float* x, int64_t n, const float* grad_out, const HashGridCudaLevels& levels,
                                    float* grad_table, cudaStream_t stream);
 
 }  // namespace psd3d
