@@ -319,6 +319,39 @@ TEST(Rasterizer, GradientsReachWorldVerticesThroughTheCamera) {
   EXPECT_GT(verts.grad().abs().sum().item<float>(), 0);
 }
 
+TEST(Rasterizer, AttributesPassedToRasterizeEqualInterpolate) {
+  Scene s = RandomScene(12, 17);
+  const int64_t h = 40, w = 48;
+  at::Tensor attr = at::rand({2, s.vertices.size(0), 5}, at::detail::createCPUGenerator(5));
+  Fragments with = Rasterize(s.clip, s.faces, h, w, attr);
+  Fragments without = Rasterize(s.clip, s.faces, h, w);
+  EXPECT_FALSE(without.attr.defined());
+  ASSERT_TRUE(with.attr.defined());
+  EXPECT_EQ(with.attr.sizes(), (at::IntArrayRef{2, h, w, 5}));
+  EXPECT_TRUE(at::equal(with.attr, Interpolate(attr, without.tri_id, without.bary, s.faces)));
+  EXPECT_TRUE(at::equal(with.bary, without.bary));
+  // The twin entry points are the CPU path.
+  Fragments twin = RasterizeTwin(s.clip, s.faces, h, w, attr);
+  EXPECT_TRUE(at::equal(twin.attr, with.attr));
+  EXPECT_TRUE(at::equal(ComputeFragmentsTwin(s.clip, s.faces, with.tri_id).depth, with.depth));
+}
+
+TEST(Rasterizer, ANonFiniteVertexOnFaceZeroDoesNotPoisonGradients) {
+  // Empty pixels gather face 0; with a NaN vertex there, masked-out terms must not become 0·NaN.
+  Scene s = RandomScene(12, 5);
+  at::Tensor clip = s.clip.detach().clone();
+  clip[0][0][0] = std::nanf("");
+  clip = clip.requires_grad_(true);
+  at::Tensor attr = at::rand({1, s.vertices.size(0), 3}).requires_grad_(true);
+  Fragments fr = Rasterize(clip, s.faces, 48, 64, attr);
+  ASSERT_GT((fr.tri_id >= 0).sum().item<int64_t>(), 500);
+  EXPECT_TRUE(at::isfinite(fr.bary).all().item<bool>());
+  (fr.attr.sum() + fr.depth.sum() + fr.bary.pow(2).sum()).backward();
+  EXPECT_TRUE(at::isfinite(clip.grad()).all().item<bool>());
+  EXPECT_TRUE(at::isfinite(attr.grad()).all().item<bool>());
+  EXPECT_GT(clip.grad().abs().sum().item<float>(), 0.f);
+}
+
 // Σ antialiased mask of one triangle and its gradient w.r.t. the NDC vertices (w = 1).
 struct AaResult {
   double sum;

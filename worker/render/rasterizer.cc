@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -37,6 +38,35 @@ void CheckRasterInputs(const at::Tensor& clip, const at::Tensor& faces, int64_t 
     TORCH_CHECK(lo.item<int64_t>() >= 0 && hi.item<int64_t>() < clip.size(1), "rasterize: face indices out of [0,",
                 clip.size(1), ")");
   }
+}
+
+// Optional attributes [B,V,C] or [1,V,C] for clip [B,V,4].
+void CheckAttributes(const at::Tensor& clip, const at::Tensor& attr) {
+  if (!attr.defined()) return;
+  TORCH_CHECK(attr.dim() == 3 && (attr.size(0) == 1 || attr.size(0) == clip.size(0)) && attr.size(1) == clip.size(1),
+              "fragments: attr must be [B,V,C] or [1,V,C] with clip's V, got ", attr.sizes());
+  TORCH_CHECK(attr.is_floating_point() && attr.device() == clip.device(),
+              "fragments: attr must be floating point on clip's device");
+}
+
+void CheckFragmentInputs(const at::Tensor& clip, const at::Tensor& faces, const at::Tensor& tri_id,
+                         const at::Tensor& attr) {
+  TORCH_CHECK(clip.dim() == 3 && clip.size(2) == 4, "fragments: clip must be [B,V,4], got ", clip.sizes());
+  TORCH_CHECK(clip.scalar_type() == at::kFloat || clip.scalar_type() == at::kDouble, "fragments: float32/float64 clip");
+  TORCH_CHECK(faces.dim() == 2 && faces.size(1) == 3, "fragments: faces must be [F,3], got ", faces.sizes());
+  TORCH_CHECK(faces.scalar_type() == at::kLong || faces.scalar_type() == at::kInt,
+              "fragments: faces must be int64/int32");
+  TORCH_CHECK(tri_id.dim() == 3 && tri_id.size(0) == clip.size(0), "fragments: tri_id must be [B,H,W], got ",
+              tri_id.sizes());
+  TORCH_CHECK(!tri_id.is_floating_point() && !tri_id.is_complex(), "fragments: tri_id must be integer");
+  TORCH_CHECK(faces.device() == clip.device() && tri_id.device() == clip.device(),
+              "fragments: clip, faces and tri_id must be on one device");
+  CheckAttributes(clip, attr);
+}
+
+// The fused fragment kernel takes CUDA float32 clip and attributes (float64 runs the twin).
+[[maybe_unused]] bool UseFragmentKernel(const at::Tensor& clip, const at::Tensor& attr) {
+  return clip.is_cuda() && clip.scalar_type() == at::kFloat && (!attr.defined() || attr.scalar_type() == at::kFloat);
 }
 
 // Faces [F,3] int64 for indexing.
@@ -154,23 +184,139 @@ void RasterizeChunk(const Primitives& p, int64_t begin, int64_t end, int64_t pai
 }
 
 #ifdef PSD3D_WITH_CUDA
+void CheckCuda(const char* error, const char* what) { TORCH_CHECK(error == nullptr, "rasterize: ", what, ": ", error); }
+
+FaceIndices KernelFaces(const at::Tensor& faces) {
+  return {faces.data_ptr(), faces.scalar_type() == at::kLong, faces.size(0)};
+}
+
+// The key buffer of the id pass (RasterScratchWords int64 words, keys first).
+at::Tensor RasterizeKeys(const at::Tensor& clip_f32, const at::Tensor& faces, int64_t height, int64_t width) {
+  const int64_t b = clip_f32.size(0);
+  at::Tensor scratch =
+      at::empty({RasterScratchWords(b * height * width, b * faces.size(0))}, clip_f32.options().dtype(at::kLong));
+  CheckCuda(RasterizeKeysCuda(clip_f32.data_ptr<float>(), b, clip_f32.size(1), KernelFaces(faces), height, width,
+                              scratch.data_ptr<int64_t>(), at::cuda::getCurrentCUDAStream()),
+            "triangle-id kernel");
+  return scratch;
+}
+
 at::Tensor RasterizeTriangleIdsKernel(const at::Tensor& clip_in, const at::Tensor& faces_in, int64_t height,
                                       int64_t width) {
   const c10::cuda::CUDAGuard guard(clip_in.device());
-  at::Tensor clip = clip_in.detach().to(at::kFloat).contiguous();
-  at::Tensor faces = faces_in.to(at::kInt).contiguous();
-  const int64_t b = clip.size(0), v = clip.size(1), f = faces.size(0);
-  const auto lopts = clip.options().dtype(at::kLong);
-  at::Tensor keys = at::empty({b * height * width}, lopts);
-  at::Tensor big_list = at::empty({std::max<int64_t>(b * f, 1)}, lopts);
-  at::Tensor big_count = at::empty({1}, clip.options().dtype(at::kInt));
-  at::Tensor tri_id = at::empty({b, height, width}, lopts);
-  const char* err = RasterizeTriangleIdsCuda(clip.data_ptr<float>(), b, v, faces.data_ptr<int32_t>(), f, height, width,
-                                             reinterpret_cast<unsigned long long*>(keys.data_ptr<int64_t>()),
-                                             big_list.data_ptr<int64_t>(), big_count.data_ptr<int32_t>(),
-                                             tri_id.data_ptr<int64_t>(), at::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == nullptr, "rasterize: CUDA kernel failed: ", err);
+  at::Tensor clip = clip_in.to(at::kFloat).contiguous();
+  at::Tensor scratch = RasterizeKeys(clip, faces_in.contiguous(), height, width);  // int32/int64 as given
+  at::Tensor tri_id = at::empty({clip.size(0), height, width}, clip.options().dtype(at::kLong));
+  CheckCuda(ResolveTriangleIdsCuda(scratch.data_ptr<int64_t>(), tri_id.numel(), tri_id.data_ptr<int64_t>(),
+                                   at::cuda::getCurrentCUDAStream()),
+            "resolve kernel");
   return tri_id;
+}
+
+// Kernel view of the fragment inputs: clip [B,V,4] and attr [Ba,V,C] float32 contiguous (C may be 0),
+// faces contiguous int32/int64.
+FragmentInputs KernelInputs(const at::Tensor& clip, const at::Tensor& faces, const at::Tensor& attr, int64_t height,
+                            int64_t width) {
+  FragmentInputs in;
+  in.clip = clip.data_ptr<float>();
+  in.batch = clip.size(0);
+  in.num_vertices = clip.size(1);
+  in.height = height;
+  in.width = width;
+  in.faces = KernelFaces(faces);
+  in.channels = attr.size(2);
+  in.attr = in.channels > 0 ? attr.data_ptr<float>() : nullptr;
+  in.attr_batch = attr.size(0);
+  return in;
+}
+
+// Outputs of the fused forward, in the autograd Function's output order.
+enum FragmentOutput { kTriId = 0, kBary, kDepth, kMask, kAttr };
+
+// The fused forward. `src` is a triangle-id image [B,H,W] int64, or with `from_keys` the scratch of
+// RasterizeKeys (the kernel then writes the ids; otherwise the kTriId output is an empty placeholder).
+std::vector<at::Tensor> FragmentsForward(const at::Tensor& clip, const at::Tensor& faces, const at::Tensor& attr,
+                                         const at::Tensor& src, bool from_keys, int64_t height, int64_t width) {
+  const int64_t b = clip.size(0), c = attr.size(2);
+  const auto fopts = clip.options();
+  at::Tensor tri_id = at::empty({from_keys ? b : 0, height, width}, fopts.dtype(at::kLong));  // else a placeholder
+  at::Tensor bary = at::empty({b, height, width, 3}, fopts), depth = at::empty({b, height, width, 1}, fopts);
+  at::Tensor mask = at::empty({b, height, width, 1}, fopts), out = at::empty({b, height, width, c}, fopts);
+  PixelTriangles tri;
+  if (from_keys) {
+    tri.keys = src.data_ptr<int64_t>();
+    tri.tri_id_out = tri_id.data_ptr<int64_t>();
+  } else {
+    tri.tri_id = src.data_ptr<int64_t>();
+  }
+  CheckCuda(FragmentsForwardCuda(KernelInputs(clip, faces, attr, height, width), tri, bary.data_ptr<float>(),
+                                 depth.data_ptr<float>(), mask.data_ptr<float>(),
+                                 c > 0 ? out.data_ptr<float>() : nullptr, at::cuda::getCurrentCUDAStream()),
+            "fragment kernel");
+  return {tri_id, bary, depth, mask, out};
+}
+
+// Autograd wrapper of the fused kernel. Inputs: clip [B,V,4] float32, attr [Ba,V,C] float32 (C may be
+// 0), faces, src (see FragmentsForward); gradients flow to clip and attr.
+class FragmentsFunction : public torch::autograd::Function<FragmentsFunction> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& clip_in,
+                                                const at::Tensor& attr_in, const at::Tensor& faces,
+                                                const at::Tensor& src, bool from_keys, int64_t height, int64_t width) {
+    at::Tensor clip = clip_in.contiguous(), attr = attr_in.contiguous();
+    std::vector<at::Tensor> out = FragmentsForward(clip, faces, attr, src, from_keys, height, width);
+    ctx->save_for_backward({clip, attr, faces, from_keys ? out[kTriId] : src});
+    ctx->saved_data["height"] = height;
+    ctx->saved_data["width"] = width;
+    ctx->mark_non_differentiable({out[kTriId], out[kMask]});
+    ctx->set_materialize_grads(false);
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& clip = saved[0];
+    const at::Tensor& attr = saved[1];
+    const c10::cuda::CUDAGuard guard(clip.device());
+    const int64_t height = ctx->saved_data["height"].toInt(), width = ctx->saved_data["width"].toInt();
+    auto upstream = [&](int k) { return grads[k].defined() ? grads[k].to(at::kFloat).contiguous() : at::Tensor(); };
+    auto ptr = [](const at::Tensor& t) { return t.defined() && t.numel() > 0 ? t.data_ptr<float>() : nullptr; };
+    const at::Tensor g_bary = upstream(kBary), g_depth = upstream(kDepth), g_attr = upstream(kAttr);
+    at::Tensor grad_clip = ctx->needs_input_grad(0) ? at::zeros_like(clip) : at::Tensor();
+    // Attribute gradient rows padded to a multiple of 4 channels for the kernel's 16-byte atomics.
+    const int64_t channels = attr.size(2), stride = (channels + 3) / 4 * 4;
+    at::Tensor grad_attr_padded =
+        ctx->needs_input_grad(1) ? at::zeros({attr.size(0), attr.size(1), stride}, attr.options()) : at::Tensor();
+    if (g_bary.defined() || g_depth.defined() || g_attr.defined()) {
+      CheckCuda(FragmentsBackwardCuda(KernelInputs(clip, saved[2], attr, height, width), saved[3].data_ptr<int64_t>(),
+                                      ptr(g_bary), ptr(g_depth), ptr(g_attr), ptr(grad_clip), ptr(grad_attr_padded),
+                                      stride, at::cuda::getCurrentCUDAStream()),
+                "fragment backward kernel");
+    }
+    at::Tensor grad_attr = grad_attr_padded.defined() && stride != channels ? grad_attr_padded.narrow(2, 0, channels)
+                                                                            : grad_attr_padded;
+    return {grad_clip, grad_attr, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// ComputeFragments / Rasterize through the fused kernel: without gradients a plain call, otherwise the
+// autograd Function.
+Fragments FusedFragments(const at::Tensor& clip, const at::Tensor& faces, const at::Tensor& attr_in,
+                         const at::Tensor& src, bool from_keys, int64_t height, int64_t width) {
+  const c10::cuda::CUDAGuard guard(clip.device());
+  const at::Tensor attr = attr_in.defined() ? attr_in : at::empty({1, clip.size(1), 0}, clip.options());
+  const bool grad = c10::GradMode::is_enabled() && (clip.requires_grad() || attr.requires_grad());
+  std::vector<at::Tensor> out =
+      grad ? FragmentsFunction::apply(clip, attr, faces, src, from_keys, height, width)
+           : FragmentsForward(clip.contiguous(), faces, attr.contiguous(), src, from_keys, height, width);
+  Fragments f;
+  f.tri_id = from_keys ? out[kTriId] : src;
+  f.bary = out[kBary];
+  f.depth = out[kDepth];
+  f.mask = out[kMask];
+  if (attr_in.defined()) f.attr = out[kAttr];
+  return f;
 }
 #endif
 
@@ -239,13 +385,15 @@ at::Tensor RasterizeTriangleIds(const at::Tensor& clip, const at::Tensor& faces,
   return RasterizeTriangleIdsTwin(clip, faces, height, width);
 }
 
-Fragments ComputeFragments(const at::Tensor& clip, const at::Tensor& faces, const at::Tensor& tri_id) {
-  TORCH_CHECK(clip.dim() == 3 && clip.size(2) == 4, "fragments: clip must be [B,V,4]");
-  TORCH_CHECK(clip.scalar_type() == at::kFloat || clip.scalar_type() == at::kDouble, "fragments: float32/float64 clip");
-  TORCH_CHECK(tri_id.dim() == 3 && tri_id.size(0) == clip.size(0), "fragments: tri_id must be [B,H,W]");
+Fragments ComputeFragmentsTwin(const at::Tensor& clip, const at::Tensor& faces, const at::Tensor& tri_id,
+                               const at::Tensor& attr) {
+  CheckFragmentInputs(clip, faces, tri_id, attr);
   const int64_t h = tri_id.size(1), w = tri_id.size(2);
-  at::Tensor covered = (tri_id >= 0).unsqueeze(-1);         // [B,H,W,1]
+  at::Tensor covered = (tri_id >= 0).unsqueeze(-1);  // [B,H,W,1]
+  // Empty pixels gather face 0; zero their corners so that a non-finite vertex there cannot turn the
+  // (masked) zero gradients into NaN (0·NaN) on that face's vertices.
   at::Tensor corners = GatherCorners(clip, faces, tri_id);  // [B,H,W,3,4]
+  corners = at::where(covered.unsqueeze(-1), corners, at::zeros_like(corners));
   at::Tensor cx = corners.select(-1, 0), cy = corners.select(-1, 1);
   at::Tensor cz = corners.select(-1, 2), cw = corners.select(-1, 3);  // [B,H,W,3]
   at::Tensor fx = PixelCentresNdc(w, false, clip.scalar_type(), clip.device()).view({1, 1, w, 1});
@@ -262,12 +410,41 @@ Fragments ComputeFragments(const at::Tensor& clip, const at::Tensor& faces, cons
   at::Tensor ok_den = ok.logical_and(den != 0);
   out.depth = at::where(ok_den, num / at::where(ok_den, den, at::ones_like(den)), at::ones_like(den));
   out.mask = covered.to(clip.scalar_type());
+  if (attr.defined()) out.attr = Interpolate(attr, tri_id, out.bary, faces);
   return out;
 }
 
-Fragments Rasterize(const at::Tensor& clip, const at::Tensor& faces, int64_t height, int64_t width) {
+Fragments ComputeFragments(const at::Tensor& clip, const at::Tensor& faces, const at::Tensor& tri_id,
+                           const at::Tensor& attr) {
+#ifdef PSD3D_WITH_CUDA
+  if (UseFragmentKernel(clip, attr)) {
+    CheckFragmentInputs(clip, faces, tri_id, attr);
+    return FusedFragments(clip, faces.contiguous(), attr, tri_id.to(at::kLong).contiguous(), /*from_keys=*/false,
+                          tri_id.size(1), tri_id.size(2));
+  }
+#endif
+  return ComputeFragmentsTwin(clip, faces, tri_id, attr);
+}
+
+Fragments Rasterize(const at::Tensor& clip, const at::Tensor& faces, int64_t height, int64_t width,
+                    const at::Tensor& attr) {
+#ifdef PSD3D_WITH_CUDA
+  if (UseFragmentKernel(clip, attr)) {
+    CheckRasterInputs(clip, faces, height, width, /*check_indices=*/false);  // no sync; the kernels skip bad faces
+    CheckAttributes(clip, attr);
+    const c10::cuda::CUDAGuard guard(clip.device());
+    at::Tensor faces_c = faces.contiguous();
+    at::Tensor scratch = RasterizeKeys(clip.detach().contiguous(), faces_c, height, width);
+    return FusedFragments(clip, faces_c, attr, scratch, /*from_keys=*/true, height, width);
+  }
+#endif
   at::Tensor ids = RasterizeTriangleIds(clip.detach(), faces, height, width);
-  return ComputeFragments(clip, faces, ids);
+  return ComputeFragments(clip, faces, ids, attr);
+}
+
+Fragments RasterizeTwin(const at::Tensor& clip, const at::Tensor& faces, int64_t height, int64_t width,
+                        const at::Tensor& attr) {
+  return ComputeFragmentsTwin(clip, faces, RasterizeTriangleIdsTwin(clip.detach(), faces, height, width), attr);
 }
 
 at::Tensor Interpolate(const at::Tensor& attr, const at::Tensor& tri_id, const at::Tensor& bary,

@@ -1,8 +1,10 @@
 // Differentiable triangle rasterization without nvdiffrast (research notes §2a): a non-differentiable
-// triangle-id pass, then perspective-correct barycentrics recomputed with plain LibTorch ops from the
-// three clip-space vertices of each pixel's triangle (nvdiffrast's formula), so autograd gives exactly
-// nvdiffrast's interior gradients w.r.t. vertex positions, and attribute interpolation on top. An
-// optional antialias pass adds silhouette gradients.
+// triangle-id pass, then perspective-correct barycentrics recomputed from the three clip-space
+// vertices of each pixel's triangle (nvdiffrast's formula), which gives nvdiffrast's interior
+// gradients w.r.t. vertex positions, and attribute interpolation on top. The twin does this with plain
+// LibTorch ops through autograd; on CUDA one fused per-pixel kernel writes barycentrics, depth, mask
+// and interpolated attributes, and its hand-written backward gives the same gradients
+// (ComputeFragments, Rasterize). An optional antialias pass adds silhouette gradients.
 //
 // Conventions (docs/engine.md): clip space is OpenGL's (NDC in [−1,1]³); image row 0 is the top (NDC
 // y = +1); the centre of pixel (row r, column c) of an H×W image is at NDC
@@ -60,18 +62,45 @@ struct Fragments {
   at::Tensor bary;    // [B,H,W,3] perspective-correct barycentrics, differentiable w.r.t. clip; 0 where empty
   at::Tensor depth;   // [B,H,W,1] NDC z/w, differentiable w.r.t. clip; 1 (the far plane) where empty
   at::Tensor mask;    // [B,H,W,1] 1 where covered, else 0; no gradient (see Antialias)
+  at::Tensor attr;    // [B,H,W,C] Σᵢ bᵢ·attr at each pixel (Interpolate's result), 0 where empty;
+                      // defined only when attributes were passed in
 };
 
 // Barycentrics and depth for a given triangle-id image (nvdiffrast's formula, §2a of the notes):
-// bᵢ = aᵢ/Σaⱼ with the aᵢ above, recomputed with autograd-tracked ops from clip [B,V,4] (float32 or
-// float64), so gradients reach the clip positions (and through ToClipSpace the world vertices).
-Fragments ComputeFragments(const at::Tensor& clip, const at::Tensor& faces, const at::Tensor& tri_id);
+// bᵢ = aᵢ/Σaⱼ with the aᵢ above (0 when Σaⱼ = 0), depth = Σbᵢzᵢ / Σbᵢwᵢ, from clip [B,V,4] (float32
+// or float64), differentiable w.r.t. clip (and through ToClipSpace the world vertices). With `attr`
+// ([B,V,C] or [1,V,C]) the attributes are interpolated too (Fragments::attr, as Interpolate(attr,
+// tri_id, bary, faces)), differentiable w.r.t. attr and clip.
+//
+// CUDA float32 clip (and float32 attr) runs one fused kernel per pixel (its backward scatters into the
+// clip and attribute gradients with atomics), wrapped in a torch::autograd::Function (first-order
+// gradients only); anything else runs the twin. The kernel, which never syncs to check, treats a pixel
+// whose id is outside [0,F), or whose face has a vertex index outside [0,V), as empty (mask 0); the
+// twin fails a check instead.
+Fragments ComputeFragments(const at::Tensor& clip, const at::Tensor& faces, const at::Tensor& tri_id,
+                           const at::Tensor& attr = {});
 
-// RasterizeTriangleIds (on clip without gradient) followed by ComputeFragments.
-Fragments Rasterize(const at::Tensor& clip, const at::Tensor& faces, int64_t height, int64_t width);
+// The pure-LibTorch twin of ComputeFragments (any device; the reference and the CPU path): gathers the
+// three clip corners of every pixel and evaluates the formulas with autograd-tracked tensor ops.
+Fragments ComputeFragmentsTwin(const at::Tensor& clip, const at::Tensor& faces, const at::Tensor& tri_id,
+                               const at::Tensor& attr = {});
+
+// The triangle-id pass (on clip without gradient) followed by ComputeFragments, with optional
+// attribute interpolation. On CUDA float32 this is the fused path: the id pass's key buffer goes
+// straight into the fragment kernel, which resolves the ids itself, so the whole forward is the id
+// pass plus one per-pixel kernel. Prefer this (or ComputeFragments with attr) over Interpolate on
+// Fragments::bary when the barycentrics are not changed in between.
+Fragments Rasterize(const at::Tensor& clip, const at::Tensor& faces, int64_t height, int64_t width,
+                    const at::Tensor& attr = {});
+
+// RasterizeTriangleIdsTwin followed by ComputeFragmentsTwin: the pure-LibTorch reference of Rasterize.
+Fragments RasterizeTwin(const at::Tensor& clip, const at::Tensor& faces, int64_t height, int64_t width,
+                        const at::Tensor& attr = {});
 
 // Σᵢ bᵢ·attr[faces[tri,i]] per pixel: attr [B,V,C] or [1,V,C] (shared by the batch), tri_id [B,H,W],
-// bary [B,H,W,3] → [B,H,W,C], 0 where empty. Differentiable w.r.t. attr and bary.
+// bary [B,H,W,3] → [B,H,W,C], 0 where empty. Differentiable w.r.t. attr and bary. Pure LibTorch on
+// every device (for barycentrics that were modified after rasterization); the fused CUDA path is the
+// `attr` argument of Rasterize/ComputeFragments.
 at::Tensor Interpolate(const at::Tensor& attr, const at::Tensor& tri_id, const at::Tensor& bary,
                        const at::Tensor& faces);
 
