@@ -12,12 +12,14 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/job_codec.h"
 #include "common/log.h"
 #include "common/queue_flags.h"
 #include "common/signals.h"
+#include "server/callback_keepalive.h"
 #include "server/generation_service.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "gRPC listen address");
@@ -44,6 +46,9 @@ constexpr char kServiceName[] = "psd3d.v1.GenerationService";
 int main(int argc, char** argv) {
   using namespace psd3d;
   BlockTerminationSignals();
+  // Debian's Abseil is built without NDEBUG, so every absl::Mutex (gRPC's too) would run deadlock
+  // detection: ~10% of the server's CPU per submit (docs/benchmarks.md).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   ConfigureFlagsUsage(kUsage);
   absl::ParseCommandLine(argc, argv);
   if (!ApplyLogLevel(absl::GetFlag(FLAGS_log_level))) return 2;
@@ -90,6 +95,9 @@ int main(int argc, char** argv) {
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
+  // gRPC's default keeps at most 2 idle pollers, so under concurrent unary calls the sync server
+  // creates and destroys threads continually (thousands a second); 64 cut CPU per submit by 30-50%.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 64);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     std::cerr << "psd3d-server: cannot listen on " << absl::GetFlag(FLAGS_listen) << "\n";
@@ -98,6 +106,7 @@ int main(int argc, char** argv) {
   auto* health = server->GetHealthCheckService();
   health->SetServingStatus(true);
   health->SetServingStatus(kServiceName, true);
+  CallbackKeepalive keepalive(absl::GetFlag(FLAGS_listen), port);
   // Printed for scripts and tests that start the server on port 0.
   std::cout << "psd3d-server listening on port " << port << std::endl;
   PSD3D_LOG(kInfo, "server", "started", {{"port", std::to_string(port)}});

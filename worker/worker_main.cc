@@ -9,6 +9,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/job_lease.h"
 #include "common/log.h"
 #include "common/queue_flags.h"
@@ -31,6 +32,8 @@ namespace psd3d {
 int RunWorkerMain(int argc, char** argv, const char* usage, const std::string& default_engine,
                   const EngineFactory& factory) {
   BlockTerminationSignals();
+  // Debian's Abseil runs deadlock detection on every absl::Mutex (built without NDEBUG): pure overhead.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   ConfigureFlagsUsage(usage);
   absl::ParseCommandLine(argc, argv);
   if (!ApplyLogLevel(absl::GetFlag(FLAGS_log_level))) return 2;
