@@ -13,39 +13,12 @@
 #include <vector>
 
 #include "bench/engine/bench_harness.h"
+#include "worker/mesh/primitives.h"
 #include "worker/render/cameras.h"
 #include "worker/render/rasterizer.h"
 
 namespace psd3d::bench {
 namespace {
-
-struct SphereMesh {
-  at::Tensor vertices, faces;  // [V,3] float32, [F,3] int64; F = 4n(n−1)
-};
-
-SphereMesh LatLongSphere(int64_t n) {
-  std::vector<float> v = {0.f, 1.f, 0.f};
-  const int64_t seg = 2 * n;
-  for (int64_t i = 1; i < n; ++i) {
-    for (int64_t j = 0; j < seg; ++j) {
-      const double th = M_PI * i / n, ph = M_PI * j / n;
-      v.insert(v.end(), {static_cast<float>(std::sin(th) * std::sin(ph)), static_cast<float>(std::cos(th)),
-                         static_cast<float>(std::sin(th) * std::cos(ph))});
-    }
-  }
-  v.insert(v.end(), {0.f, -1.f, 0.f});
-  const int64_t south = static_cast<int64_t>(v.size() / 3) - 1;
-  auto ring = [&](int64_t i, int64_t j) { return 1 + (i - 1) * seg + (j % seg); };
-  std::vector<int64_t> f;
-  for (int64_t j = 0; j < seg; ++j) {
-    f.insert(f.end(), {0, ring(1, j), ring(1, j + 1), south, ring(n - 1, j + 1), ring(n - 1, j)});
-    for (int64_t i = 1; i + 1 < n; ++i) {
-      f.insert(f.end(),
-               {ring(i, j), ring(i + 1, j), ring(i + 1, j + 1), ring(i, j), ring(i + 1, j + 1), ring(i, j + 1)});
-    }
-  }
-  return {at::tensor(v).view({-1, 3}), at::tensor(f, at::kLong).view({-1, 3})};
-}
 
 // Faces and vertices that some pixel of `ids` ([1,H,W]) shows: what a per-pixel pass must read.
 struct Visible {
@@ -63,7 +36,7 @@ std::vector<Row> RasterizeBench(const at::Device& device) {
   const bool cuda = device.is_cuda();
   const int64_t res = cuda ? 512 : 256, n = cuda ? 224 : 71;  // 200,704 or 19,880 faces
   const int64_t channels = 3;
-  SphereMesh mesh = LatLongSphere(n);
+  const Mesh mesh = LatLongSphere(n, 2 * n);  // 4n(n−1) faces
   const float deg = M_PI / 180;
   CameraBatch cams =
       OrbitCameras(at::tensor({20.f * deg}), at::tensor({30.f * deg}), at::tensor({2.5f}), at::tensor({50.f * deg}));

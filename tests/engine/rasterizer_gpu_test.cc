@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "worker/mesh/primitives.h"
 #include "worker/mesh/texture_bake.h"
 #include "worker/mesh/uv_atlas.h"
 #include "worker/render/cameras.h"
@@ -52,31 +53,13 @@ Soup RandomSoup(int64_t batch, int64_t tris, uint64_t seed, double lo = -5.5, do
 
 // Latitude-longitude sphere (shared edges, watertight) seen by one or two cameras.
 Soup SphereInView(int64_t n, int64_t batch) {
-  std::vector<float> v = {0.f, 1.f, 0.f};
-  for (int64_t i = 1; i < n; ++i) {
-    for (int64_t j = 0; j < 2 * n; ++j) {
-      const double th = M_PI * i / n, ph = M_PI * j / n;
-      v.insert(v.end(), {static_cast<float>(std::sin(th) * std::sin(ph)), static_cast<float>(std::cos(th)),
-                         static_cast<float>(std::sin(th) * std::cos(ph))});
-    }
-  }
-  v.insert(v.end(), {0.f, -1.f, 0.f});
-  const int64_t south = static_cast<int64_t>(v.size() / 3) - 1, seg = 2 * n;
-  auto ring = [&](int64_t i, int64_t j) { return 1 + (i - 1) * seg + (j % seg); };
-  std::vector<int64_t> f;
-  for (int64_t j = 0; j < seg; ++j) {
-    f.insert(f.end(), {0, ring(1, j), ring(1, j + 1), south, ring(n - 1, j + 1), ring(n - 1, j)});
-    for (int64_t i = 1; i + 1 < n; ++i) {
-      f.insert(f.end(),
-               {ring(i, j), ring(i + 1, j), ring(i + 1, j + 1), ring(i, j), ring(i + 1, j + 1), ring(i, j + 1)});
-    }
-  }
+  const Mesh sphere = LatLongSphere(n, 2 * n);
   const float deg = M_PI / 180;
   std::vector<float> el = {20.f * deg, -15.f * deg}, az = {30.f * deg, 250.f * deg}, dist = {2.5f, 2.2f},
                      fov = {50.f * deg, 60.f * deg};
   el.resize(batch), az.resize(batch), dist.resize(batch), fov.resize(batch);
   CameraBatch cams = OrbitCameras(at::tensor(el), at::tensor(az), at::tensor(dist), at::tensor(fov));
-  return {ToClipSpace(at::tensor(v).view({-1, 3}), cams.mvp), at::tensor(f, at::kLong).view({-1, 3})};
+  return {ToClipSpace(sphere.vertices, cams.mvp), sphere.faces};
 }
 
 // Kernel ids equal the CPU twin's wherever the two candidates' depths differ by more than a tie.

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "worker/mesh/primitives.h"
 #include "worker/mesh/uv_atlas.h"
 #include "worker/render/rasterizer.h"
 
@@ -26,34 +27,7 @@ Mesh Cube() {
   return m;
 }
 
-// Latitude-longitude unit sphere: poles plus (rings−1) rings of `segments` vertices.
-Mesh Sphere(int64_t rings, int64_t segments) {
-  std::vector<float> v = {0.f, 1.f, 0.f};
-  for (int64_t i = 1; i < rings; ++i) {
-    const double th = M_PI * i / rings;
-    for (int64_t j = 0; j < segments; ++j) {
-      const double ph = 2 * M_PI * j / segments;
-      v.insert(v.end(), {static_cast<float>(std::sin(th) * std::sin(ph)), static_cast<float>(std::cos(th)),
-                         static_cast<float>(std::sin(th) * std::cos(ph))});
-    }
-  }
-  v.insert(v.end(), {0.f, -1.f, 0.f});
-  const int64_t south = static_cast<int64_t>(v.size() / 3) - 1;
-  auto ring = [&](int64_t i, int64_t j) { return 1 + (i - 1) * segments + (j % segments); };
-  std::vector<int64_t> f;
-  for (int64_t j = 0; j < segments; ++j) {
-    f.insert(f.end(), {0, ring(1, j), ring(1, j + 1)});
-    f.insert(f.end(), {south, ring(rings - 1, j + 1), ring(rings - 1, j)});
-    for (int64_t i = 1; i + 1 < rings; ++i) {
-      f.insert(f.end(), {ring(i, j), ring(i + 1, j), ring(i + 1, j + 1)});
-      f.insert(f.end(), {ring(i, j), ring(i + 1, j + 1), ring(i, j + 1)});
-    }
-  }
-  Mesh m;
-  m.vertices = at::tensor(v).view({-1, 3});
-  m.faces = at::tensor(f, at::kLong).view({-1, 3});
-  return m;
-}
+Mesh Sphere(int64_t rings, int64_t segments) { return LatLongSphere(rings, segments); }
 
 at::Tensor ColorOf(const at::Tensor& p) { return (p + 1) * 0.5; }
 

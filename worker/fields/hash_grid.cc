@@ -164,7 +164,7 @@ at::Tensor KernelBackward(const at::Tensor&, const at::Tensor&, const HashGridLa
 class HashGridFunction : public torch::autograd::Function<HashGridFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& table,
-                            const HashGridConfig& config, bool use_kernel) {
+                            const HashGridConfig& config, const HashGridLayout& layout, bool use_kernel) {
     ctx->save_for_backward({x});
     ctx->saved_data["levels"] = static_cast<int64_t>(config.levels);
     ctx->saved_data["features"] = static_cast<int64_t>(config.features_per_level);
@@ -172,7 +172,6 @@ class HashGridFunction : public torch::autograd::Function<HashGridFunction> {
     ctx->saved_data["base_resolution"] = static_cast<int64_t>(config.base_resolution);
     ctx->saved_data["per_level_scale"] = config.per_level_scale;
     ctx->saved_data["use_kernel"] = use_kernel;
-    const HashGridLayout layout = ComputeHashGridLayout(config);
     return use_kernel ? KernelForward(x, table, layout) : TwinForward(x, table, layout);
   }
 
@@ -191,8 +190,8 @@ class HashGridFunction : public torch::autograd::Function<HashGridFunction> {
       grad_table = ctx->saved_data["use_kernel"].toBool() ? KernelBackward(x, grads[0], layout)
                                                           : TwinBackward(x, grads[0], layout);
     }
-    // One entry per forward argument: x (not provided), table, config, use_kernel.
-    return {at::Tensor(), grad_table, at::Tensor(), at::Tensor()};
+    // One entry per forward argument: x (not provided), table, config, layout, use_kernel.
+    return {at::Tensor(), grad_table, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -210,10 +209,11 @@ void CheckInputs(const at::Tensor& x, const at::Tensor& table, const HashGridLay
 }
 
 at::Tensor Encode(const at::Tensor& x, const at::Tensor& table, const HashGridConfig& config, bool allow_kernel) {
-  CheckInputs(x, table, ComputeHashGridLayout(config));
+  const HashGridLayout layout = ComputeHashGridLayout(config);
+  CheckInputs(x, table, layout);
   const bool use_kernel =
       allow_kernel && HashGridHasCudaKernel() && x.is_cuda() && table.scalar_type() == at::kFloat;
-  return HashGridFunction::apply(x, table, config, use_kernel);
+  return HashGridFunction::apply(x, table, config, layout, use_kernel);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "worker/formats/file_io.h"
 #include "worker/formats/json_lite.h"
 #include "worker/formats/png.h"
+#include "worker/mesh/mesh_ops.h"
 
 namespace psd3d {
 namespace {
@@ -217,15 +218,11 @@ absl::StatusOr<std::string> Assemble(std::string json, const std::string& bin) {
 }  // namespace
 
 at::Tensor AreaWeightedVertexNormals(const at::Tensor& vertices, const at::Tensor& faces) {
-  TORCH_CHECK(vertices.dim() == 2 && vertices.size(1) == 3, "vertices must be [V,3], got ", vertices.sizes());
-  TORCH_CHECK(faces.dim() == 2 && faces.size(1) == 3, "faces must be [F,3], got ", faces.sizes());
-  at::Tensor v = vertices.to(at::kDouble);  // accumulate in double: many faces meet at a vertex
-  at::Tensor f0 = faces.select(1, 0), f1 = faces.select(1, 1), f2 = faces.select(1, 2);
-  at::Tensor p0 = v.index_select(0, f0);
-  at::Tensor face_normals = at::cross(v.index_select(0, f1) - p0, v.index_select(0, f2) - p0, 1);
-  at::Tensor sum = at::zeros_like(v);
-  sum.index_add_(0, f0, face_normals).index_add_(0, f1, face_normals).index_add_(0, f2, face_normals);
-  return NormalizeRowsOrUp(sum).to(vertices.scalar_type()).contiguous();
+  Mesh mesh;
+  mesh.vertices = vertices.to(at::kDouble);  // accumulate in double: many faces meet at a vertex
+  mesh.faces = faces;
+  // mesh_ops gives zero for vertices no face touches; GLB normals must be unit length, so those get +y.
+  return NormalizeRowsOrUp(VertexNormals(mesh)).to(vertices.scalar_type()).contiguous();
 }
 
 absl::StatusOr<std::string> EncodeGlb(const Mesh& mesh, const GlbOptions& options) {

@@ -40,9 +40,8 @@ absl::StatusOr<std::string> EncodeGlb(const Mesh& mesh, const GlbOptions& option
 // EncodeGlb, then an atomic write to `path` (file_io.h).
 absl::Status WriteGlb(const std::string& path, const Mesh& mesh, const GlbOptions& options = {});
 
-// Area-weighted unit vertex normals [V,3] of a CCW mesh (each face adds its un-normalised cross product,
-// i.e. twice its area times its normal, to its three vertices); vertices with no (non-degenerate) face
-// get +y. Exposed for tests; expects a mesh that passed ValidateMesh.
+// mesh_ops' VertexNormals (area-weighted, CCW), accumulated in double, with +y for vertices that no
+// (non-degenerate) face touches, since GLB normals must be unit length. Expects a validated mesh.
 at::Tensor AreaWeightedVertexNormals(const at::Tensor& vertices, const at::Tensor& faces);
 
 }  // namespace psd3d

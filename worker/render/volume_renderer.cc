@@ -110,9 +110,11 @@ Composite CompositeRays(const at::Tensor& sigma, const at::Tensor& delta, const 
   return CompositeTwin(sigma, delta, t, rgb);
 }
 
-OccupancyGrid::OccupancyGrid(double radius, int64_t resolution, double threshold)
+OccupancyGrid::OccupancyGrid(double radius, int64_t resolution, double threshold, const at::Device& device)
     : radius_(radius), threshold_(threshold), res_(resolution),
-      values_(at::full({resolution, resolution, resolution}, 1e9, at::kFloat)) {}  // all occupied until updated
+      // Every cell counts as occupied until the first Update.
+      values_(at::full({resolution, resolution, resolution}, 1e9, at::TensorOptions().device(device))),
+      occupied_(at::ones({resolution * resolution * resolution}, at::TensorOptions().dtype(at::kBool).device(device))) {}
 
 void OccupancyGrid::Update(const std::function<at::Tensor(const at::Tensor&)>& density, double density_scale,
                            at::Generator& generator, double decay) {
@@ -132,17 +134,17 @@ void OccupancyGrid::Update(const std::function<at::Tensor(const at::Tensor&)>& d
   fresh = fresh.reshape({res_, res_, res_}).to(values_.device());
   at::Tensor decayed = at::where(values_ > 1e8, at::zeros_like(values_), values_ * decay);  // first update replaces
   values_ = at::maximum(decayed, fresh);
+  occupied_ = (values_ > threshold_).reshape({-1});
 }
 
 at::Tensor OccupancyGrid::Occupied(const at::Tensor& points) const {
-  at::Tensor grid = values_.to(points.device()) > threshold_;
   at::Tensor inside = (points.abs() <= radius_).all(-1);
   at::Tensor cell = ((points + radius_) / (2.0 * radius_) * static_cast<double>(res_)).floor().to(at::kLong).clamp(0, res_ - 1);
   at::Tensor flat = (cell.select(-1, 0) * res_ + cell.select(-1, 1)) * res_ + cell.select(-1, 2);
-  return inside & grid.reshape({-1}).index_select(0, flat.reshape({-1})).reshape(flat.sizes());
+  return inside & occupied_.to(points.device()).index_select(0, flat.reshape({-1})).reshape(flat.sizes());
 }
 
-double OccupancyGrid::occupied_fraction() const { return (values_ > threshold_).to(at::kFloat).mean().item<double>(); }
+double OccupancyGrid::occupied_fraction() const { return occupied_.to(at::kFloat).mean().item<double>(); }
 
 VolumeRender RenderVolume(const FieldFn& field, const CameraBatch& cameras, const VolumeRenderOptions& o,
                           at::Generator* generator) {

@@ -34,7 +34,8 @@ using FieldFn = std::function<FieldSample(const at::Tensor& points)>;
 // threshold; updated from the field every few steps with a decaying maximum (as instant-ngp does).
 class OccupancyGrid {
  public:
-  OccupancyGrid(double radius, int64_t resolution = 32, double threshold = 0.01);
+  // The grid lives on `device`: make it where rendering happens, so lookups copy nothing per step.
+  OccupancyGrid(double radius, int64_t resolution = 32, double threshold = 0.01, const at::Device& device = at::kCPU);
   // Re-evaluates the density at one jittered point per cell (chunked); density_scale converts density
   // into the opacity measure compared with the threshold (usually the sample spacing).
   void Update(const std::function<at::Tensor(const at::Tensor&)>& density, double density_scale,
@@ -47,7 +48,8 @@ class OccupancyGrid {
  private:
   double radius_, threshold_;
   int64_t res_;
-  at::Tensor values_;  // float [res,res,res]
+  at::Tensor values_;    // float [res,res,res]
+  at::Tensor occupied_;  // bool [res³]: values_ > threshold_, refreshed by Update
 };
 
 struct VolumeRenderOptions {
