@@ -360,5 +360,20 @@ TEST(JsonLite, DumpEscapesAndRoundTrips) {
   EXPECT_FALSE(IsValidUtf8("\xf5\x80\x80\x80"));
 }
 
+TEST(JsonLite, PrettyDumpIndentsAndParsesBack) {
+  JsonValue o = JsonValue::Object();
+  o.Set("a", JsonValue::Int(1));
+  JsonValue& inner = o.Set("b", JsonValue::Object());
+  JsonValue& arr = inner.Set("xs", JsonValue::Array());
+  arr.Push(JsonValue::Int(1));
+  arr.Push(JsonValue::Int(2));
+  inner.Set("empty", JsonValue::Object());
+  const std::string text = o.DumpPretty();
+  EXPECT_EQ(text, "{\n  \"a\": 1,\n  \"b\": {\n    \"xs\": [1,2],\n    \"empty\": {}\n  }\n}");
+  absl::StatusOr<JsonValue> back = ParseJson(text);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->Dump(), o.Dump());
+}
+
 }  // namespace
 }  // namespace psd3d

@@ -1,5 +1,6 @@
 #include "worker/formats/json_lite.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <unordered_set>
@@ -136,6 +137,39 @@ void JsonValue::DumpTo(std::string* out) const {
       out->push_back('}');
       return;
   }
+}
+
+namespace {
+
+void DumpPrettyTo(const JsonValue& v, int indent, int depth, std::string* out) {
+  const bool flat = v.items().empty() ||
+                    (v.is_array() && std::all_of(v.items().begin(), v.items().end(),
+                                                 [](const JsonValue& i) { return !i.is_array() && !i.is_object(); }));
+  if ((!v.is_array() && !v.is_object()) || flat) {
+    v.DumpTo(out);
+    return;
+  }
+  const std::string pad(static_cast<size_t>(indent) * (depth + 1), ' ');
+  out->append(v.is_array() ? "[\n" : "{\n");
+  for (size_t i = 0; i < v.items().size(); ++i) {
+    out->append(pad);
+    if (v.is_object()) {
+      AppendJsonString(v.keys()[i], out);
+      out->append(": ");
+    }
+    DumpPrettyTo(v.items()[i], indent, depth + 1, out);
+    out->append(i + 1 < v.items().size() ? ",\n" : "\n");
+  }
+  out->append(static_cast<size_t>(indent) * depth, ' ');
+  out->push_back(v.is_array() ? ']' : '}');
+}
+
+}  // namespace
+
+std::string JsonValue::DumpPretty(int indent) const {
+  std::string out;
+  DumpPrettyTo(*this, indent, 0, &out);
+  return out;
 }
 
 void AppendJsonString(absl::string_view s, std::string* out) {

@@ -62,6 +62,9 @@ class JsonValue {
   // Compact serialisation (no whitespace), strings escaped as JSON requires.
   std::string Dump() const;
   void DumpTo(std::string* out) const;
+  // Indented by `indent` spaces per level, one member or item per line (for files people read, such as
+  // pack manifests); arrays of numbers stay on one line.
+  std::string DumpPretty(int indent = 2) const;
 
  private:
   friend class JsonParser;

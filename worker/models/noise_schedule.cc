@@ -1,0 +1,53 @@
+#include "worker/models/noise_schedule.h"
+
+#include <cmath>
+#include <vector>
+
+#include <c10/util/Exception.h>
+
+namespace psd3d {
+namespace {
+
+NoiseSchedule FromBetas(const at::Tensor& betas) {
+  NoiseSchedule s;
+  s.alphas_cumprod = at::cumprod(1.0 - betas, 0).to(at::kFloat).contiguous();
+  return s;
+}
+
+// [B] → [B,1,...,1] to broadcast over a batch of `like`'s rank.
+at::Tensor PerSample(const at::Tensor& v, const at::Tensor& like) {
+  std::vector<int64_t> shape(like.dim(), 1);
+  shape[0] = v.size(0);
+  return v.view(shape);
+}
+
+}  // namespace
+
+NoiseSchedule NoiseSchedule::Linear(int64_t steps, double beta_start, double beta_end) {
+  TORCH_CHECK(steps >= 2 && 0 < beta_start && beta_start < beta_end && beta_end < 1,
+              "NoiseSchedule::Linear: bad parameters");
+  return FromBetas(at::linspace(beta_start, beta_end, steps, at::kDouble));
+}
+
+NoiseSchedule NoiseSchedule::ScaledLinear(int64_t steps, double beta_start, double beta_end) {
+  TORCH_CHECK(steps >= 2 && 0 < beta_start && beta_start < beta_end && beta_end < 1,
+              "NoiseSchedule::ScaledLinear: bad parameters");
+  return FromBetas(at::linspace(std::sqrt(beta_start), std::sqrt(beta_end), steps, at::kDouble).pow(2));
+}
+
+at::Tensor NoiseSchedule::AlphaBar(const at::Tensor& t) const {
+  TORCH_CHECK(t.dim() == 1 && t.scalar_type() == at::kLong, "AlphaBar: t must be [B] int64");
+  return alphas_cumprod.to(t.device()).index_select(0, t);
+}
+
+at::Tensor NoiseSchedule::AddNoise(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& t) const {
+  at::Tensor a = PerSample(AlphaBar(t), x0).to(x0.scalar_type());
+  return a.sqrt() * x0 + (1.0 - a).sqrt() * noise;
+}
+
+at::Tensor NoiseSchedule::PredictX0(const at::Tensor& x_t, const at::Tensor& eps, const at::Tensor& t) const {
+  at::Tensor a = PerSample(AlphaBar(t), x_t).to(x_t.scalar_type());
+  return (x_t - (1.0 - a).sqrt() * eps) / a.sqrt();
+}
+
+}  // namespace psd3d
