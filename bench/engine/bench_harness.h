@@ -16,6 +16,7 @@ struct Row {
   std::string name;        // e.g. "hash grid fwd+bwd"
   std::string work;        // e.g. "2^20 pts, 16 levels"
   double kernel_ms = 0;    // median, CUDA path
+  double kernel_host_ms = 0;  // median host time per call to issue the CUDA path (≈ kernel_ms: host-bound)
   double twin_ms = 0;      // median, pure-LibTorch path on the same device
   double min_bytes = 0;    // bytes the kernel must read + write at least
   double items = 0;        // work items (points, rays, triangles) for a throughput column
@@ -23,8 +24,10 @@ struct Row {
 };
 
 // Median wall time per call in ms of `fn` after `warmup` calls: batches of calls run back to back
-// between device synchronizations (so launch latency overlaps, as in a training loop).
-double TimeMs(const std::function<void()>& fn, const at::Device& device, int warmup = 3, int iters = 10);
+// between device synchronizations (so launch latency overlaps, as in a training loop). With `host_ms`,
+// also the median time per call that the host spends issuing a batch (before waiting for the device).
+double TimeMs(const std::function<void()>& fn, const at::Device& device, int warmup = 3, int iters = 10,
+              double* host_ms = nullptr);
 
 using BenchFn = std::function<std::vector<Row>(const at::Device&)>;
 bool Register(const std::string& name, BenchFn fn);

@@ -71,17 +71,18 @@ std::vector<bench::Row> HashGridBench(const at::Device& device) {
     return r;
   };
   bench::Row fwd = row("hash grid fwd");
-  fwd.kernel_ms = bench::TimeMs(forward(&HashGridEncode), device);
+  fwd.kernel_ms = bench::TimeMs(forward(&HashGridEncode), device, 3, 10, &fwd.kernel_host_ms);
   fwd.twin_ms = bench::TimeMs(forward(&HashGridEncodeTwin), device);
   fwd.min_bytes = fwd_bytes;
 
   bench::Row both = row("hash grid fwd+bwd");
-  both.kernel_ms = bench::TimeMs(forward_backward(&HashGridEncode, x), device);
+  both.kernel_ms = bench::TimeMs(forward_backward(&HashGridEncode, x), device, 3, 10, &both.kernel_host_ms);
   both.twin_ms = bench::TimeMs(forward_backward(&HashGridEncodeTwin, x), device);
   both.min_bytes = fwd_bytes + bwd_bytes;
 
   bench::Row on_rays = row("hash grid fwd+bwd, ray pts");
-  on_rays.kernel_ms = bench::TimeMs(forward_backward(&HashGridEncode, rays), device);
+  on_rays.kernel_ms =
+      bench::TimeMs(forward_backward(&HashGridEncode, rays), device, 3, 10, &on_rays.kernel_host_ms);
   on_rays.twin_ms = bench::TimeMs(forward_backward(&HashGridEncodeTwin, rays), device);
   on_rays.min_bytes = fwd_bytes + bwd_bytes;
   return {fwd, both, on_rays};

@@ -1,6 +1,11 @@
-// Marching tets on a noisy sphere: the CUDA topology kernels (+ LibTorch interpolation) vs the pure-LibTorch
-// twin on the same device. N = 64 (≈ threestudio's 128_tets grid) on CUDA, N = 16 on CPU.
+// Marching tets on a noisy sphere: the CUDA kernels vs the pure-LibTorch twin on the same device. N = 64
+// (≈ threestudio's 128_tets grid) on CUDA, N = 16 on CPU. "marching tets" = the whole op without
+// gradient (topology + vertices), "topology" = crossing edges and faces only, "fwd+bwd" = the op with
+// gradients w.r.t. the positions and the sdf from a given upstream gradient of the vertices (as DMTet
+// trains).
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <string>
 #include <vector>
@@ -19,27 +24,50 @@ std::vector<Row> MarchingTetsBench(const at::Device& device) {
   const at::Tensor sdf =
       g.vertices.norm(2, 1) - 0.6 + 0.5 * g.spacing() * at::randn({g.num_vertices()}, g.vertices.options());
   const Mesh mesh = MarchingTets(g.vertices, sdf, g);
-  const double tets = static_cast<double>(g.num_tets());
-  // Must read: sdf, tets (int64 ×4), the tet→edge table (int64 ×6); must write: faces and vertices.
-  const double read = g.num_vertices() * 4.0 + tets * (4 + 6) * 8.0;
-  const double written = mesh.num_faces() * 3 * 8.0 + mesh.num_vertices() * 3 * 4.0;
+  const double tets = static_cast<double>(g.num_tets()), v = static_cast<double>(g.num_vertices());
+  const double k = static_cast<double>(mesh.num_faces()), m = static_cast<double>(mesh.num_vertices());
+  // Tets with a sign change (the ones that emit triangles).
+  const at::Tensor inside = sdf.lt(0).to(at::kInt).index_select(0, g.tets.reshape(-1)).view({-1, 4}).sum(1);
+  const double active = static_cast<double>(((inside > 0) & (inside < 4)).sum().item<int64_t>());
+  // Bytes any implementation must move at least. Topology: read the sdf, every tet's 4 int64 vertex
+  // ids, the tet→edge rows (6 int64) of the active tets; write faces and the crossing edge ids.
+  // Vertices: read each crossing edge's row (2 int64) and its two position rows, write [M,3].
+  const double topo_bytes = v * 4 + tets * 32 + active * 48 + k * 24 + m * 8;
+  const double full_bytes = topo_bytes + m * (16 + 24) + m * 12;
   const std::string work = "N=" + std::to_string(n) + ", " + std::to_string(mesh.num_faces()) + " tris";
 
   Row full;
   full.name = "marching tets N=" + std::to_string(n);
   full.work = work;
-  full.kernel_ms = TimeMs([&] { MarchingTets(g.vertices, sdf, g); }, device);
-  full.twin_ms = TimeMs([&] { MarchingTetsTwin(g.vertices, sdf, g); }, device);
-  full.min_bytes = read + written;
+  {
+    const c10::NoGradGuard no_grad;
+    full.kernel_ms = TimeMs([&] { MarchingTets(g.vertices, sdf, g); }, device, 3, 10, &full.kernel_host_ms);
+    full.twin_ms = TimeMs([&] { MarchingTetsTwin(g.vertices, sdf, g); }, device);
+  }
+  full.min_bytes = full_bytes;
   full.items = tets;
   full.item_unit = "tets";
 
   Row topo = full;
   topo.name = "marching tets topology";
-  topo.kernel_ms = TimeMs([&] { MarchingTetsTopology(sdf, g); }, device);
+  topo.kernel_ms = TimeMs([&] { MarchingTetsTopology(sdf, g); }, device, 3, 10, &topo.kernel_host_ms);
   topo.twin_ms = TimeMs([&] { MarchingTetsTopologyTwin(sdf, g); }, device);
-  topo.min_bytes = read + mesh.num_faces() * 3 * 8.0 + mesh.num_vertices() * 8.0;  // faces + crossing edge ids
-  return {full, topo};
+  topo.min_bytes = topo_bytes;
+
+  const at::Tensor positions = g.vertices.clone().requires_grad_(true), sdf_g = sdf.clone().requires_grad_(true);
+  const at::Tensor up = at::randn({mesh.num_vertices(), 3}, g.vertices.options());
+  auto fwd_bwd = [&](bool kernel) {
+    Mesh out = kernel ? MarchingTets(positions, sdf_g, g) : MarchingTetsTwin(positions, sdf_g, g);
+    torch::autograd::grad({out.vertices}, {positions, sdf_g}, {up});
+  };
+  Row fb = full;
+  fb.name = "marching tets fwd+bwd";
+  fb.kernel_ms = TimeMs([&] { fwd_bwd(true); }, device, 3, 10, &fb.kernel_host_ms);
+  fb.twin_ms = TimeMs([&] { fwd_bwd(false); }, device);
+  // Backward: read the upstream gradient, the crossing edges and their ends' positions and sdf; write
+  // the position and sdf gradients.
+  fb.min_bytes = full_bytes + m * (12 + 8 + 16 + 24 + 8) + v * 16;
+  return {full, topo, fb};
 }
 
 PSD3D_ENGINE_BENCH("marching tets", MarchingTetsBench);

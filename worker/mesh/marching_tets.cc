@@ -12,6 +12,8 @@
 
 #ifdef PSD3D_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/csrc/autograd/custom_function.h>
 #endif
 
 namespace psd3d {
@@ -106,51 +108,119 @@ TetTopology TopologyTwin(const at::Tensor& sdf, const TetGrid& grid) {
 }
 
 #ifdef PSD3D_WITH_CUDA
-// positions may be undefined (topology only); when given, it is checked for NaN/inf in the same pass.
-TetTopology TopologyCuda(const at::Tensor& sdf_in, const at::Tensor& positions_in, const TetGrid& grid,
-                         const char* who) {
-  const at::Tensor sdf = sdf_in.detach().contiguous();
-  const at::Tensor positions = positions_in.defined() ? positions_in.detach().contiguous() : at::Tensor();
-  const at::Tensor edges = grid.edges.contiguous(), tets = grid.tets.contiguous(),
-                   tet_edges = grid.tet_edges.contiguous();
-  const int64_t num_edges = edges.size(0), num_tets = tets.size(0);
-  TORCH_CHECK(num_edges < std::numeric_limits<int32_t>::max() && 2 * num_tets < std::numeric_limits<int32_t>::max(),
-              who, ": grid too large for int32 offsets");
-  const auto i32 = sdf.options().dtype(at::kInt);
-  at::Tensor edge_flags = at::empty({num_edges + 1}, i32), edge_offsets = at::empty({num_edges + 1}, i32);
-  at::Tensor tet_counts = at::empty({num_tets + 1}, i32), tet_offsets = at::empty({num_tets + 1}, i32);
-  at::Tensor tet_cases = at::empty({num_tets}, sdf.options().dtype(at::kByte));
-  const size_t scratch_bytes = MarchingTetsScratchBytes(num_edges, num_tets);
-  at::Tensor scratch = at::empty({static_cast<int64_t>(scratch_bytes)}, sdf.options().dtype(at::kByte));
-  cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+// Topology and, with `with_vertices`, the crossing vertices on CUDA (no gradient). positions may be
+// undefined (topology only); when given, it is checked for NaN/inf in the classify pass.
+struct CudaMarch {
+  TetTopology topo;
+  at::Tensor vertices;  // [M,3] in positions' dtype; undefined unless with_vertices
+};
 
+template <typename T>
+CudaMarch MarchCudaTyped(const at::Tensor& sdf, const at::Tensor& positions, const TetGrid& grid, const char* who,
+                         bool with_vertices) {
+  const at::Tensor tets = grid.tets.contiguous(), tet_edges = grid.tet_edges.contiguous();
+  const int64_t num_edges = grid.edges.size(0), num_tets = tets.size(0);
+  TORCH_CHECK(num_edges + 2 * num_tets + 2 < std::numeric_limits<int32_t>::max(), who,
+              ": grid too large for int32 offsets");
+  // One workspace for every intermediate (flags, counts, their scan, cases, the scan's storage).
+  const at::Tensor workspace = at::empty({static_cast<int64_t>(MarchingTetsWorkspaceBytes(num_edges, num_tets))},
+                                         sdf.options().dtype(at::kByte));
+  cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const T* p = positions.defined() ? positions.data_ptr<T>() : nullptr;
   MarchingTetsTotals totals{};
-  const char* err = nullptr;
-  if (sdf.scalar_type() == at::kDouble) {
-    err = MarchingTetsClassifyCuda(sdf.data_ptr<double>(), positions.defined() ? positions.data_ptr<double>() : nullptr,
-                                   sdf.size(0), edges.data_ptr<int64_t>(), num_edges, tets.data_ptr<int64_t>(),
-                                   num_tets, edge_flags.data_ptr<int32_t>(), edge_offsets.data_ptr<int32_t>(),
-                                   tet_cases.data_ptr<uint8_t>(), tet_counts.data_ptr<int32_t>(),
-                                   tet_offsets.data_ptr<int32_t>(), scratch.data_ptr(), scratch_bytes, &totals, stream);
-  } else {
-    err = MarchingTetsClassifyCuda(sdf.data_ptr<float>(), positions.defined() ? positions.data_ptr<float>() : nullptr,
-                                   sdf.size(0), edges.data_ptr<int64_t>(), num_edges, tets.data_ptr<int64_t>(),
-                                   num_tets, edge_flags.data_ptr<int32_t>(), edge_offsets.data_ptr<int32_t>(),
-                                   tet_cases.data_ptr<uint8_t>(), tet_counts.data_ptr<int32_t>(),
-                                   tet_offsets.data_ptr<int32_t>(), scratch.data_ptr(), scratch_bytes, &totals, stream);
-  }
+  const char* err = MarchingTetsClassifyCuda(sdf.data_ptr<T>(), p, sdf.size(0), tets.data_ptr<int64_t>(),
+                                             tet_edges.data_ptr<int64_t>(), num_tets, num_edges, workspace.data_ptr(),
+                                             &totals, stream);
   TORCH_CHECK(err == nullptr, who, ": CUDA classify failed: ", err);
   ThrowIfNonFinite(totals.sdf_nan, totals.sdf_inf, who, "sdf");
   ThrowIfNonFinite(totals.positions_nan, totals.positions_inf, who, "positions");
 
-  TetTopology topo;
-  topo.crossing_edges = at::empty({totals.num_vertices}, sdf.options().dtype(at::kLong));
-  topo.faces = at::empty({totals.num_faces, 3}, sdf.options().dtype(at::kLong));
-  err = MarchingTetsEmitCuda(edge_offsets.data_ptr<int32_t>(), num_edges, tet_cases.data_ptr<uint8_t>(),
-                             tet_offsets.data_ptr<int32_t>(), tet_edges.data_ptr<int64_t>(), num_tets,
-                             topo.crossing_edges.data_ptr<int64_t>(), topo.faces.data_ptr<int64_t>(), stream);
+  CudaMarch out;
+  // Crossing edges and faces share one allocation (the host's time between the synchronization and the
+  // emit launch is on the critical path).
+  const int64_t m = totals.num_vertices, k = totals.num_faces;
+  const at::Tensor ids = at::empty({m + 3 * k}, sdf.options().dtype(at::kLong));
+  out.topo.crossing_edges = ids.narrow(0, 0, m);
+  out.topo.faces = ids.narrow(0, m, 3 * k).view({k, 3});
+  if (with_vertices) out.vertices = at::empty({totals.num_vertices, 3}, positions.options());
+  err = MarchingTetsEmitCuda(workspace.data_ptr(), totals, num_edges, tets.data_ptr<int64_t>(),
+                             tet_edges.data_ptr<int64_t>(), num_tets, out.topo.crossing_edges.data_ptr<int64_t>(),
+                             out.topo.faces.data_ptr<int64_t>(), with_vertices ? p : nullptr,
+                             with_vertices ? sdf.data_ptr<T>() : nullptr,
+                             with_vertices ? out.vertices.data_ptr<T>() : nullptr, stream);
   TORCH_CHECK(err == nullptr, who, ": CUDA emit failed: ", err);
-  return topo;
+  return out;
+}
+
+CudaMarch MarchCuda(const at::Tensor& sdf_in, const at::Tensor& positions_in, const TetGrid& grid, const char* who,
+                    bool with_vertices) {
+  // Only the values are read: no detach needed.
+  const at::Tensor sdf = sdf_in.contiguous();
+  const at::Tensor positions = positions_in.defined() ? positions_in.contiguous() : at::Tensor();
+  return sdf.scalar_type() == at::kDouble ? MarchCudaTyped<double>(sdf, positions, grid, who, with_vertices)
+                                          : MarchCudaTyped<float>(sdf, positions, grid, who, with_vertices);
+}
+
+// The whole marching tets on CUDA as one autograd node: topology and vertices forward (MarchCuda), and
+// a one-kernel backward into the positions and the sdf. Inputs: positions [V,3], sdf [V] (same dtype),
+// the grid and the caller's name; outputs: vertices [M,3], faces [K,3] and crossing edges [M] (the last
+// two without gradient).
+class MarchingTetsFunction : public torch::autograd::Function<MarchingTetsFunction> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& positions,
+                                                const at::Tensor& sdf, const TetGrid* grid, const char* who) {
+    CudaMarch m = MarchCuda(sdf, positions, *grid, who, /*with_vertices=*/true);
+    ctx->save_for_backward({positions, sdf, grid->edges, m.topo.crossing_edges});
+    ctx->mark_non_differentiable({m.topo.faces, m.topo.crossing_edges});
+    ctx->set_materialize_grads(false);
+    return {m.vertices, m.topo.faces, m.topo.crossing_edges};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor positions = saved[0].contiguous(), sdf = saved[1].contiguous();
+    const at::Tensor edges = saved[2].contiguous(), crossing = saved[3];
+    const at::Tensor g = grads[0].to(positions.scalar_type()).contiguous();
+    const int64_t v = sdf.size(0);
+    // Both gradients in one zero-filled buffer: positions' [V,3] rows, then sdf's [V].
+    const bool want_p = ctx->needs_input_grad(0), want_s = ctx->needs_input_grad(1);
+    const at::Tensor buffer = at::zeros({(want_p ? 3 * v : 0) + (want_s ? v : 0)}, positions.options());
+    at::Tensor grad_p = want_p ? buffer.narrow(0, 0, 3 * v).view({v, 3}) : at::Tensor();
+    at::Tensor grad_s = want_s ? buffer.narrow(0, want_p ? 3 * v : 0, v) : at::Tensor();
+    cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+    const char* err = nullptr;
+    if (positions.scalar_type() == at::kDouble) {
+      err = MarchingTetsVertexBackwardCuda(edges.data_ptr<int64_t>(), crossing.data_ptr<int64_t>(), crossing.size(0),
+                                           positions.data_ptr<double>(), sdf.data_ptr<double>(), g.data_ptr<double>(),
+                                           want_p ? grad_p.data_ptr<double>() : nullptr,
+                                           want_s ? grad_s.data_ptr<double>() : nullptr, stream);
+    } else {
+      err = MarchingTetsVertexBackwardCuda(edges.data_ptr<int64_t>(), crossing.data_ptr<int64_t>(), crossing.size(0),
+                                           positions.data_ptr<float>(), sdf.data_ptr<float>(), g.data_ptr<float>(),
+                                           want_p ? grad_p.data_ptr<float>() : nullptr,
+                                           want_s ? grad_s.data_ptr<float>() : nullptr, stream);
+    }
+    TORCH_CHECK(err == nullptr, "MarchingTets backward: CUDA kernel failed: ", err);
+    return {grad_p, grad_s, at::Tensor(), at::Tensor()};
+  }
+};
+
+// MarchingTets on CUDA: the autograd node when a gradient is wanted, else a plain call.
+Mesh MarchingTetsCuda(const at::Tensor& positions, const at::Tensor& sdf, const TetGrid& grid, const char* who) {
+  const c10::cuda::CUDAGuard guard(sdf.device());
+  Mesh mesh;
+  if (c10::GradMode::is_enabled() && (positions.requires_grad() || sdf.requires_grad())) {
+    const auto out = MarchingTetsFunction::apply(positions, sdf, &grid, who);
+    mesh.vertices = out[0];
+    mesh.faces = out[1];
+  } else {
+    CudaMarch m = MarchCuda(sdf, positions, grid, who, /*with_vertices=*/true);
+    mesh.vertices = m.vertices;
+    mesh.faces = m.topo.faces;
+  }
+  return mesh;
 }
 #endif
 
@@ -167,7 +237,10 @@ TetTopology MarchingTetsTopology(const at::Tensor& sdf, const TetGrid& grid) {
   const char* who = "MarchingTetsTopology";
   const at::Tensor s = CheckedSdf(sdf, grid, who);
 #ifdef PSD3D_WITH_CUDA
-  if (s.is_cuda()) return TopologyCuda(s, at::Tensor(), grid, who);
+  if (s.is_cuda()) {
+    const c10::cuda::CUDAGuard guard(s.device());
+    return MarchCuda(s, at::Tensor(), grid, who, /*with_vertices=*/false).topo;
+  }
 #endif
   CheckFinite(s, who, "sdf");
   return TopologyTwin(s, grid);
@@ -196,7 +269,7 @@ Mesh MarchingTets(const at::Tensor& positions, const at::Tensor& sdf, const TetG
   const at::Tensor s = CheckedSdf(sdf, grid, who);
   CheckPositions(positions, s, who);
 #ifdef PSD3D_WITH_CUDA
-  if (s.is_cuda()) return Assemble(positions, s, grid, TopologyCuda(s, positions, grid, who));
+  if (s.is_cuda()) return MarchingTetsCuda(positions, s, grid, who);
 #endif
   CheckFinite(s, who, "sdf");
   CheckFinite(positions, who, "positions");

@@ -1,6 +1,10 @@
-// CUDA kernels for the topology of marching tetrahedra (see marching_tets_cuda.h): input validation,
-// per-edge sign-change flags, per-tet cases and triangle counts, exclusive scans (CUB), and emission of
-// crossing edges and faces. The differentiable vertex interpolation stays in LibTorch (marching_tets.cc).
+// CUDA kernels of marching tetrahedra (see marching_tets_cuda.h): input validation, per-tet cases and
+// triangle counts with the crossing edges marked by the tets that have triangles, one exclusive scan
+// (CUB) over the edge flags and tet counts together, and emission of crossing edges, faces and the
+// interpolated vertices; plus the vertices' backward.
+//
+// The whole op is: memset, classify, scan, emit (and in backward a zero fill and one kernel), with one
+// wait in the middle for the output sizes.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -13,17 +17,91 @@ namespace psd3d {
 namespace {
 
 constexpr int kThreads = 256;
-// Device totals live at the start of the scratch buffer, the scans' temporary storage after them.
-constexpr size_t kTotalsBytes = 256;
-static_assert(sizeof(MarchingTetsTotals) <= kTotalsBytes, "totals must fit their scratch slot");
+constexpr size_t kAlign = 256;
+static_assert(sizeof(MarchingTetsTotals) <= kAlign, "totals must fit their workspace slot");
 
 // The case table in constant memory: threads of a warp mostly read the same entry (broadcast). Passed as a
 // kernel argument instead, it was copied to a per-thread local-memory stack frame.
 __constant__ MarchingTetsTable kTable = kMarchingTetsTable;
+// Local edge k of a tet joins its vertices kEdgeEnds[k] (tet_grid.h's kTetEdgeVertices; the GPU parity
+// tests compare crossing edges with the twin, which uses the grid's own table).
+__constant__ int8_t kEdgeEnds[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
+
+size_t AlignUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// The workspace: totals, then one int32 array of E+1 edge flags (the last a zero sentinel) followed by
+// T+1 tet triangle counts, so that a single memset clears totals and flags and a single scan numbers
+// both; then its exclusive scan, the tet cases, and the scan's temporary storage.
+struct Workspace {
+  MarchingTetsTotals* totals;
+  int32_t* flags;    // [E+1+T+1]: edge flags, then tet counts
+  int32_t* offsets;  // [E+1+T+1]: the exclusive scan of flags
+  uint8_t* cases;    // [T]
+  void* scan_temp;
+  size_t scan_bytes;
+};
+
+int64_t ScanLength(int64_t num_edges, int64_t num_tets) { return num_edges + 1 + num_tets + 1; }
+
+size_t ScanBytes(int64_t n) {
+  size_t bytes = 0;
+  cub::DeviceScan::ExclusiveSum(nullptr, bytes, static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr),
+                                static_cast<int>(n));
+  return std::max<size_t>(bytes, 1);
+}
+
+// Totals and flags are adjacent (flags start at kAlign) so one memset covers both.
+__host__ Workspace Carve(void* base, int64_t num_edges, int64_t num_tets) {
+  const int64_t n = ScanLength(num_edges, num_tets);
+  char* p = static_cast<char*>(base);
+  Workspace w;
+  w.totals = reinterpret_cast<MarchingTetsTotals*>(p);
+  p += kAlign;
+  w.flags = reinterpret_cast<int32_t*>(p);
+  p += AlignUp(n * sizeof(int32_t));
+  w.offsets = reinterpret_cast<int32_t*>(p);
+  p += AlignUp(n * sizeof(int32_t));
+  w.cases = reinterpret_cast<uint8_t*>(p);
+  p += AlignUp(num_tets);
+  w.scan_temp = p;
+  w.scan_bytes = ScanBytes(n);
+  return w;
+}
 
 int Blocks(int64_t n) {
   // Grid-stride loops cover the rest; 2^20 blocks keep every SM busy without huge grids.
   return static_cast<int>(std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, int64_t{1} << 20));
+}
+
+// Blocks of the classify kernel: one resident wave (8 blocks of 256 threads per multiprocessor), each
+// thread striding over several tets. Every block ends with two atomics on the same two counters, and
+// same-address atomics serialize in L2: a block per 256 tets (6k blocks at N = 64) made them half of
+// the kernel's time.
+int ClassifyBlocks(int64_t n) {
+  static const int wave = [] {
+    int device = 0, sms = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || sms <= 0) {
+      cudaGetLastError();  // clear, and fall back to an H100's count
+      sms = 132;
+    }
+    return 8 * sms;
+  }();
+  return std::min(Blocks(n), wave);
+}
+
+// An event per host thread (created once, never destroyed) to wait for the totals' copy alone while
+// the stream goes on with the scan.
+cudaEvent_t TotalsEvent() {
+  static thread_local cudaEvent_t event = [] {
+    cudaEvent_t e = nullptr;
+    if (cudaEventCreateWithFlags(&e, cudaEventDisableTiming) != cudaSuccess) {
+      cudaGetLastError();
+      e = nullptr;
+    }
+    return e;
+  }();
+  return event;
 }
 
 template <typename T>
@@ -31,143 +109,269 @@ __device__ __forceinline__ bool Inside(const T* sdf, int64_t v) {
   return sdf[v] < T(0);
 }
 
-// One launch, three index ranges: vertex i (validation), edge i (sign change), tet i (case, count).
-template <typename T>
-__global__ void ClassifyKernel(const T* __restrict__ sdf, const T* __restrict__ positions, int64_t num_vertices,
-                               const int64_t* __restrict__ edges, int64_t num_edges, const int64_t* __restrict__ tets,
-                               int64_t num_tets, int32_t* __restrict__ edge_flags, uint8_t* __restrict__ cases,
-                               int32_t* __restrict__ counts, MarchingTetsTotals* __restrict__ totals) {
-  const int64_t n = max(num_vertices, max(num_edges, num_tets));
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
-    if (i == 0) {  // the scans' sentinels: their last outputs become the totals
-      edge_flags[num_edges] = 0;
-      counts[num_tets] = 0;
+// Sums two per-thread counts over the block and adds them to *a and *b with one atomic each.
+__device__ void BlockAtomicAdd(int x, int y, int32_t* a, int32_t* b) {
+  __shared__ int partial[2][kThreads / 32];
+  for (int o = 16; o > 0; o >>= 1) {
+    x += __shfl_down_sync(0xffffffffu, x, o);
+    y += __shfl_down_sync(0xffffffffu, y, o);
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) {
+    partial[0][warp] = x;
+    partial[1][warp] = y;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int sx = 0, sy = 0;
+    for (int k = 0; k < kThreads / 32; ++k) {
+      sx += partial[0][k];
+      sy += partial[1][k];
     }
+    if (sx != 0) atomicAdd(a, sx);
+    if (sy != 0) atomicAdd(b, sy);
+  }
+}
+
+// One launch, two index ranges: vertex i (validation), tet i (case, count, crossing edges). Every
+// thread reaches the block reduction at the end (no early exits).
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    ClassifyKernel(const T* __restrict__ sdf, const T* __restrict__ positions, int64_t num_vertices,
+                   const int64_t* __restrict__ tets, const int64_t* __restrict__ tet_edges, int64_t num_tets,
+                   int64_t num_edges, Workspace w) {
+  int32_t* counts = w.flags + num_edges + 1;
+  int new_vertices = 0, faces = 0;
+  const int64_t n = max(num_vertices, num_tets);
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+    if (i == 0) counts[num_tets] = 0;  // the scan's sentinel (the edge flags' is cleared by the memset)
     if (i < num_vertices) {
       const T s = sdf[i];
-      if (isnan(s)) atomicAdd(&totals->sdf_nan, 1);
-      if (isinf(s)) atomicAdd(&totals->sdf_inf, 1);
+      if (isnan(s)) atomicAdd(&w.totals->sdf_nan, 1);
+      if (isinf(s)) atomicAdd(&w.totals->sdf_inf, 1);
       if (positions != nullptr) {
         const T x = positions[3 * i], y = positions[3 * i + 1], z = positions[3 * i + 2];
         if (isnan(x) || isnan(y) || isnan(z)) {
-          atomicAdd(&totals->positions_nan, 1);
+          atomicAdd(&w.totals->positions_nan, 1);
         } else if (isinf(x) || isinf(y) || isinf(z)) {
-          atomicAdd(&totals->positions_inf, 1);
+          atomicAdd(&w.totals->positions_inf, 1);
         }
       }
     }
-    if (i < num_edges) edge_flags[i] = Inside(sdf, edges[2 * i]) != Inside(sdf, edges[2 * i + 1]) ? 1 : 0;
     if (i < num_tets) {
       const int64_t* tet = tets + 4 * i;
       int c = 0;
 #pragma unroll
       for (int k = 0; k < 4; ++k) c |= Inside(sdf, tet[k]) ? (1 << k) : 0;
-      cases[i] = static_cast<uint8_t>(c);
-      counts[i] = kTable.num_triangles[c];
+      w.cases[i] = static_cast<uint8_t>(c);
+      const int count = kTable.num_triangles[c];
+      counts[i] = count;
+      faces += count;
+      if (count > 0) {
+        // The tet's sign-changing edges; the first tet to flag an edge counts its output vertex.
+#pragma unroll
+        for (int k = 0; k < 6; ++k) {
+          if (((c >> kEdgeEnds[k][0]) ^ (c >> kEdgeEnds[k][1])) & 1) {
+            if (atomicExch(w.flags + tet_edges[6 * i + k], 1) == 0) ++new_vertices;
+          }
+        }
+      }
+    }
+  }
+  BlockAtomicAdd(new_vertices, faces, &w.totals->num_vertices, &w.totals->num_faces);
+}
+
+// The twin's operations one IEEE rounding at a time (no contraction into fused multiply-adds), so the
+// vertices are bit-identical to InterpolateCrossings'.
+__device__ __forceinline__ float Mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double Mul(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float Sub(float a, float b) { return __fsub_rn(a, b); }
+__device__ __forceinline__ double Sub(double a, double b) { return __dsub_rn(a, b); }
+__device__ __forceinline__ float Div(float a, float b) { return __fdiv_rn(a, b); }
+__device__ __forceinline__ double Div(double a, double b) { return __ddiv_rn(a, b); }
+
+// A thread per tet; the tets with triangles (a few percent) write them, and each of their crossing
+// edges' id and vertex. An edge shared by several such tets is written by each with the same bits
+// (its ends' ids are taken in the grid's (lo, hi) order, and the formula is antisymmetric in the ends
+// anyway), so no pass over all edges is needed.
+template <typename T>
+__global__ void EmitKernel(const int32_t* __restrict__ offsets, int32_t num_crossings, int64_t num_edges,
+                           const uint8_t* __restrict__ cases, const int64_t* __restrict__ tets,
+                           const int64_t* __restrict__ tet_edges, int64_t num_tets, int64_t* __restrict__ crossing_edges,
+                           int64_t* __restrict__ faces, const T* __restrict__ positions, const T* __restrict__ sdf,
+                           T* __restrict__ vertices) {
+  // Tet t's first triangle is offsets[E+1+t] − M (the flags before it sum to M).
+  const int32_t* tet_offsets = offsets + num_edges + 1;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < num_tets; i += int64_t{gridDim.x} * blockDim.x) {
+    const int c = cases[i];
+    const int count = kTable.num_triangles[c];
+    if (count == 0) continue;
+    const int64_t* local_edges = tet_edges + 6 * i;
+    int64_t* out = faces + 3 * int64_t{tet_offsets[i] - num_crossings};
+    for (int k = 0; k < 3 * count; ++k) out[k] = offsets[local_edges[kTable.triangles[c][k]]];
+#pragma unroll
+    for (int k = 0; k < 6; ++k) {
+      const int u = kEdgeEnds[k][0], v = kEdgeEnds[k][1];
+      if ((((c >> u) ^ (c >> v)) & 1) == 0) continue;
+      const int64_t e = local_edges[k];
+      const int32_t slot = offsets[e];
+      crossing_edges[slot] = e;
+      if (vertices == nullptr) continue;
+      const int64_t tu = tets[4 * i + u], tv = tets[4 * i + v];
+      const int64_t a = min(tu, tv), b = max(tu, tv);  // the edge's (lo, hi), as InterpolateCrossings reads it
+      const T sa = sdf[a], sb = sdf[b], d = Sub(sb, sa);
+#pragma unroll
+      for (int j = 0; j < 3; ++j) {
+        vertices[3 * int64_t{slot} + j] = Div(Sub(Mul(positions[3 * a + j], sb), Mul(positions[3 * b + j], sa)), d);
+      }
     }
   }
 }
 
-__global__ void CopyTotalsKernel(const int32_t* __restrict__ edge_offsets, int64_t num_edges,
-                                 const int32_t* __restrict__ tet_offsets, int64_t num_tets,
-                                 MarchingTetsTotals* __restrict__ totals) {
-  totals->num_vertices = edge_offsets[num_edges];
-  totals->num_faces = tet_offsets[num_tets];
-}
-
-// One launch, two index ranges: edge i (its output vertex slot), tet i (its triangles).
-__global__ void EmitKernel(const int32_t* __restrict__ edge_offsets, int64_t num_edges,
-                           const uint8_t* __restrict__ cases, const int32_t* __restrict__ tet_offsets,
-                           const int64_t* __restrict__ tet_edges, int64_t num_tets,
-                           int64_t* __restrict__ crossing_edges, int64_t* __restrict__ faces) {
-  const int64_t n = max(num_edges, num_tets);
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
-    if (i < num_edges) {
-      const int32_t slot = edge_offsets[i];
-      if (edge_offsets[i + 1] != slot) crossing_edges[slot] = i;
-    }
-    if (i < num_tets) {
-      const int32_t first = tet_offsets[i];
-      const int count = tet_offsets[i + 1] - first;
-      if (count == 0) continue;
-      const int c = cases[i];
-      const int64_t* local_edges = tet_edges + 6 * i;
-      int64_t* out = faces + 3 * int64_t{first};
-      for (int k = 0; k < 3 * count; ++k) out[k] = edge_offsets[local_edges[kTable.triangles[c][k]]];
+template <typename T>
+__global__ void VertexBackwardKernel(const int64_t* __restrict__ edges, const int64_t* __restrict__ crossing_edges,
+                                     int64_t num_crossings, const T* __restrict__ positions, const T* __restrict__ sdf,
+                                     const T* __restrict__ grad_vertices, T* __restrict__ grad_positions,
+                                     T* __restrict__ grad_sdf) {
+  const int64_t m = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (m >= num_crossings) return;
+  const int64_t e = crossing_edges[m], a = edges[2 * e], b = edges[2 * e + 1];
+  const T sa = sdf[a], sb = sdf[b], inv = T(1) / (sb - sa);
+  const T g[3] = {grad_vertices[3 * m], grad_vertices[3 * m + 1], grad_vertices[3 * m + 2]};
+  if (grad_positions != nullptr) {
+#pragma unroll
+    for (int k = 0; k < 3; ++k) {
+      atomicAdd(grad_positions + 3 * a + k, g[k] * sb * inv);
+      atomicAdd(grad_positions + 3 * b + k, -g[k] * sa * inv);
     }
   }
-}
-
-size_t ScanBytes(int64_t n) {
-  size_t bytes = 0;
-  cub::DeviceScan::ExclusiveSum(nullptr, bytes, static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr),
-                                static_cast<int>(n));
-  return bytes;
+  if (grad_sdf != nullptr) {
+    T dot = 0;
+#pragma unroll
+    for (int k = 0; k < 3; ++k) dot += g[k] * (positions[3 * a + k] - positions[3 * b + k]);
+    const T q = dot * inv * inv;
+    atomicAdd(grad_sdf + a, sb * q);
+    atomicAdd(grad_sdf + b, -sa * q);
+  }
 }
 
 const char* ErrorString(cudaError_t err) { return err == cudaSuccess ? nullptr : cudaGetErrorString(err); }
 
-template <typename T>
-const char* Classify(const T* sdf, const T* positions, int64_t num_vertices, const int64_t* edges, int64_t num_edges,
-                     const int64_t* tets, int64_t num_tets, int32_t* edge_flags, int32_t* edge_offsets,
-                     uint8_t* tet_cases, int32_t* tet_counts, int32_t* tet_offsets, void* scratch, size_t scratch_bytes,
-                     MarchingTetsTotals* totals, cudaStream_t stream) {
-  if (scratch_bytes < MarchingTetsScratchBytes(num_edges, num_tets)) return "marching tets: scratch buffer too small";
-  auto* device_totals = static_cast<MarchingTetsTotals*>(scratch);
-  void* scan_temp = static_cast<char*>(scratch) + kTotalsBytes;
-  const size_t scan_bytes = scratch_bytes - kTotalsBytes;
+// Page-locked host memory for the totals, one slot per host thread (allocated once, never freed): the
+// copy then goes straight to the host without a staging buffer. Null if the allocation failed (the
+// caller's pageable memory is used instead).
+MarchingTetsTotals* PinnedTotals() {
+  static thread_local MarchingTetsTotals* pinned = [] {
+    void* p = nullptr;
+    if (cudaMallocHost(&p, sizeof(MarchingTetsTotals)) != cudaSuccess) {
+      cudaGetLastError();
+      p = nullptr;
+    }
+    return static_cast<MarchingTetsTotals*>(p);
+  }();
+  return pinned;
+}
 
-  cudaError_t err = cudaMemsetAsync(device_totals, 0, sizeof(MarchingTetsTotals), stream);
+// Memset, classify, the totals' copy to the host, then the scan (which needs no sizes) while the host
+// waits for the copy alone: the host's reaction to the copy (allocating the outputs, launching emit)
+// then overlaps the scan instead of leaving the GPU idle.
+template <typename T>
+const char* Classify(const T* sdf, const T* positions, int64_t num_vertices, const int64_t* tets,
+                     const int64_t* tet_edges, int64_t num_tets, int64_t num_edges, void* workspace,
+                     MarchingTetsTotals* totals, cudaStream_t stream) {
+  if (ScanLength(num_edges, num_tets) >= (int64_t{1} << 31)) return "marching tets: grid too large for int32 offsets";
+  const Workspace w = Carve(workspace, num_edges, num_tets);
+  cudaError_t err = cudaMemsetAsync(w.totals, 0, kAlign + (num_edges + 1) * sizeof(int32_t), stream);
   if (err != cudaSuccess) return cudaGetErrorString(err);
-  ClassifyKernel<T><<<Blocks(std::max({num_vertices, num_edges, num_tets})), kThreads, 0, stream>>>(
-      sdf, positions, num_vertices, edges, num_edges, tets, num_tets, edge_flags, tet_cases, tet_counts, device_totals);
+  ClassifyKernel<T><<<ClassifyBlocks(std::max(num_vertices, num_tets)), kThreads, 0, stream>>>(
+      sdf, positions, num_vertices, tets, tet_edges, num_tets, num_edges, w);
   if (const char* e = ErrorString(cudaGetLastError())) return e;
-  size_t bytes = scan_bytes;
-  err = cub::DeviceScan::ExclusiveSum(scan_temp, bytes, edge_flags, edge_offsets, static_cast<int>(num_edges + 1),
-                                      stream);
+  MarchingTetsTotals* pinned = PinnedTotals();
+  cudaEvent_t copied = TotalsEvent();
+  err = cudaMemcpyAsync(pinned != nullptr ? pinned : totals, w.totals, sizeof(MarchingTetsTotals),
+                        cudaMemcpyDeviceToHost, stream);
+  if (err == cudaSuccess && copied != nullptr) err = cudaEventRecord(copied, stream);
   if (err != cudaSuccess) return cudaGetErrorString(err);
-  bytes = scan_bytes;
-  err =
-      cub::DeviceScan::ExclusiveSum(scan_temp, bytes, tet_counts, tet_offsets, static_cast<int>(num_tets + 1), stream);
+  size_t bytes = w.scan_bytes;
+  err = cub::DeviceScan::ExclusiveSum(w.scan_temp, bytes, w.flags, w.offsets,
+                                      static_cast<int>(ScanLength(num_edges, num_tets)), stream);
   if (err != cudaSuccess) return cudaGetErrorString(err);
-  CopyTotalsKernel<<<1, 1, 0, stream>>>(edge_offsets, num_edges, tet_offsets, num_tets, device_totals);
-  if (const char* e = ErrorString(cudaGetLastError())) return e;
-  // Pageable destination: the copy returns once the data is on the host, after all prior work on the stream.
-  err = cudaMemcpyAsync(totals, device_totals, sizeof(MarchingTetsTotals), cudaMemcpyDeviceToHost, stream);
-  if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
+  err = copied != nullptr ? cudaEventSynchronize(copied) : cudaStreamSynchronize(stream);
+  if (err == cudaSuccess && pinned != nullptr) *totals = *pinned;
   return ErrorString(err);
+}
+
+template <typename T>
+const char* Emit(const void* workspace, const MarchingTetsTotals& totals, int64_t num_edges, const int64_t* tets,
+                 const int64_t* tet_edges, int64_t num_tets, int64_t* crossing_edges, int64_t* faces,
+                 const T* positions, const T* sdf, T* vertices, cudaStream_t stream) {
+  if (totals.num_vertices == 0 && totals.num_faces == 0) return nullptr;  // nothing to number or emit
+  const Workspace w = Carve(const_cast<void*>(workspace), num_edges, num_tets);
+  EmitKernel<T><<<Blocks(num_tets), kThreads, 0, stream>>>(w.offsets, totals.num_vertices, num_edges, w.cases, tets,
+                                                           tet_edges, num_tets, crossing_edges, faces, positions, sdf,
+                                                           vertices);
+  return ErrorString(cudaGetLastError());
+}
+
+template <typename T>
+const char* VertexBackward(const int64_t* edges, const int64_t* crossing_edges, int64_t num_crossings,
+                           const T* positions, const T* sdf, const T* grad_vertices, T* grad_positions, T* grad_sdf,
+                           cudaStream_t stream) {
+  if (num_crossings == 0 || (grad_positions == nullptr && grad_sdf == nullptr)) return nullptr;
+  VertexBackwardKernel<T><<<Blocks(num_crossings), kThreads, 0, stream>>>(
+      edges, crossing_edges, num_crossings, positions, sdf, grad_vertices, grad_positions, grad_sdf);
+  return ErrorString(cudaGetLastError());
 }
 
 }  // namespace
 
-size_t MarchingTetsScratchBytes(int64_t num_edges, int64_t num_tets) {
-  return kTotalsBytes + std::max<size_t>({ScanBytes(num_edges + 1), ScanBytes(num_tets + 1), size_t{1}});
+size_t MarchingTetsWorkspaceBytes(int64_t num_edges, int64_t num_tets) {
+  const int64_t n = ScanLength(num_edges, num_tets);
+  return kAlign + 2 * AlignUp(n * sizeof(int32_t)) + AlignUp(num_tets) + ScanBytes(n);
 }
 
 const char* MarchingTetsClassifyCuda(const float* sdf, const float* positions, int64_t num_vertices,
-                                     const int64_t* edges, int64_t num_edges, const int64_t* tets, int64_t num_tets,
-                                     int32_t* edge_flags, int32_t* edge_offsets, uint8_t* tet_cases,
-                                     int32_t* tet_counts, int32_t* tet_offsets, void* scratch, size_t scratch_bytes,
-                                     MarchingTetsTotals* totals, cudaStream_t stream) {
-  return Classify(sdf, positions, num_vertices, edges, num_edges, tets, num_tets, edge_flags, edge_offsets, tet_cases,
-                  tet_counts, tet_offsets, scratch, scratch_bytes, totals, stream);
+                                     const int64_t* tets, const int64_t* tet_edges, int64_t num_tets,
+                                     int64_t num_edges, void* workspace, MarchingTetsTotals* totals,
+                                     cudaStream_t stream) {
+  return Classify(sdf, positions, num_vertices, tets, tet_edges, num_tets, num_edges, workspace, totals, stream);
 }
 
 const char* MarchingTetsClassifyCuda(const double* sdf, const double* positions, int64_t num_vertices,
-                                     const int64_t* edges, int64_t num_edges, const int64_t* tets, int64_t num_tets,
-                                     int32_t* edge_flags, int32_t* edge_offsets, uint8_t* tet_cases,
-                                     int32_t* tet_counts, int32_t* tet_offsets, void* scratch, size_t scratch_bytes,
-                                     MarchingTetsTotals* totals, cudaStream_t stream) {
-  return Classify(sdf, positions, num_vertices, edges, num_edges, tets, num_tets, edge_flags, edge_offsets, tet_cases,
-                  tet_counts, tet_offsets, scratch, scratch_bytes, totals, stream);
+                                     const int64_t* tets, const int64_t* tet_edges, int64_t num_tets,
+                                     int64_t num_edges, void* workspace, MarchingTetsTotals* totals,
+                                     cudaStream_t stream) {
+  return Classify(sdf, positions, num_vertices, tets, tet_edges, num_tets, num_edges, workspace, totals, stream);
 }
 
-const char* MarchingTetsEmitCuda(const int32_t* edge_offsets, int64_t num_edges, const uint8_t* tet_cases,
-                                 const int32_t* tet_offsets, const int64_t* tet_edges, int64_t num_tets,
-                                 int64_t* crossing_edges, int64_t* faces, cudaStream_t stream) {
-  EmitKernel<<<Blocks(std::max(num_edges, num_tets)), kThreads, 0, stream>>>(
-      edge_offsets, num_edges, tet_cases, tet_offsets, tet_edges, num_tets, crossing_edges, faces);
-  return ErrorString(cudaGetLastError());
+const char* MarchingTetsEmitCuda(const void* workspace, const MarchingTetsTotals& totals, int64_t num_edges,
+                                 const int64_t* tets, const int64_t* tet_edges, int64_t num_tets,
+                                 int64_t* crossing_edges, int64_t* faces, const float* positions, const float* sdf,
+                                 float* vertices, cudaStream_t stream) {
+  return Emit(workspace, totals, num_edges, tets, tet_edges, num_tets, crossing_edges, faces, positions, sdf, vertices,
+              stream);
+}
+
+const char* MarchingTetsEmitCuda(const void* workspace, const MarchingTetsTotals& totals, int64_t num_edges,
+                                 const int64_t* tets, const int64_t* tet_edges, int64_t num_tets,
+                                 int64_t* crossing_edges, int64_t* faces, const double* positions, const double* sdf,
+                                 double* vertices, cudaStream_t stream) {
+  return Emit(workspace, totals, num_edges, tets, tet_edges, num_tets, crossing_edges, faces, positions, sdf, vertices,
+              stream);
+}
+
+const char* MarchingTetsVertexBackwardCuda(const int64_t* edges, const int64_t* crossing_edges, int64_t num_crossings,
+                                           const float* positions, const float* sdf, const float* grad_vertices,
+                                           float* grad_positions, float* grad_sdf, cudaStream_t stream) {
+  return VertexBackward(edges, crossing_edges, num_crossings, positions, sdf, grad_vertices, grad_positions, grad_sdf,
+                        stream);
+}
+
+const char* MarchingTetsVertexBackwardCuda(const int64_t* edges, const int64_t* crossing_edges, int64_t num_crossings,
+                                           const double* positions, const double* sdf, const double* grad_vertices,
+                                           double* grad_positions, double* grad_sdf, cudaStream_t stream) {
+  return VertexBackward(edges, crossing_edges, num_crossings, positions, sdf, grad_vertices, grad_positions, grad_sdf,
+                        stream);
 }
 
 }  // namespace psd3d

@@ -8,7 +8,10 @@
 // Topology (which edges cross zero, which triangles) is computed without gradient; each output vertex
 // lies on one crossing edge (a,b) at the zero of the linear interpolant,
 //   p = (p_a·s_b − p_b·s_a) / (s_b − s_a),
-// computed with tensor ops, so gradients flow to the vertex positions (hence a deformation) and the sdf.
+// so gradients flow to the vertex positions (hence a deformation) and the sdf. The twin computes it with
+// tensor ops through autograd; on CUDA the emit kernel writes it (with the twin's IEEE operations, so
+// the values are equal) and one kernel with a hand-written backward scatters the gradients, the whole
+// op being one autograd node.
 // Output vertices are deduplicated (one per crossing edge), so a surface that stays inside the grid is
 // closed and consistently oriented.
 #pragma once

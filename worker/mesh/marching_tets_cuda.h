@@ -1,5 +1,5 @@
 // Marching tetrahedra: the case table (shared by the LibTorch twin and the CUDA kernels) and the CUDA
-// launchers for the non-differentiable topology part. Plain C++: no CUDA or Torch headers, so both
+// launchers: topology, vertex interpolation and its backward. Plain C++: no CUDA or Torch headers, so both
 // nvcc (marching_tets.cu) and the host compiler (marching_tets.cc) include it.
 #pragma once
 
@@ -46,39 +46,57 @@ inline constexpr MarchingTetsTable kMarchingTetsTable = {
 };
 // clang-format on
 
-// The CUDA topology runs in two phases so the caller can allocate outputs of the right size between them.
-//
-// Phase 1, classify: checks sdf [V] (and positions [V,3] when not null) for NaN/inf; edge_flags[e] = 1
-// when edge e has a sign change; edge_offsets = exclusive scan of edge_flags over num_edges + 1 entries;
-// tet_cases[t] = the case; tet_counts[t] = triangles of tet t; tet_offsets = exclusive scan of tet_counts
-// over num_tets + 1 entries. edge_flags and edge_offsets hold num_edges + 1 entries, tet_counts and
-// tet_offsets num_tets + 1. `scratch` (MarchingTetsScratchBytes bytes) holds the scans' temporary storage
-// and the device-side totals, which are copied into *totals; this synchronizes the stream. Returns nullptr
-// or a CUDA error string. Requires num_edges, 2 * num_tets < 2^31 (int32 offsets).
+// The CUDA marching tets runs in two phases so the caller can allocate outputs of the right size
+// between them. Both work in one device workspace of MarchingTetsWorkspaceBytes(E, T) bytes, which
+// phase 1 initializes (any content on entry) and phase 2 reads. Requires E + 2T + 2 < 2^31 (int32
+// offsets).
+size_t MarchingTetsWorkspaceBytes(int64_t num_edges, int64_t num_tets);
+
+// Phase 1, classify (waits for the host copy of the totals): checks sdf [V] (and positions [V,3] when
+// not null) for NaN/inf, classifies every tet (its case and triangle count), marks the crossing edges
+// (those of tets with triangles whose two ends differ in sign: every grid edge belongs to a tet, so no
+// edge list is read) and counts M and K; the counts are copied into *totals. The scan that numbers
+// the crossing edges and the triangles is enqueued after the copy and runs while the host allocates.
 struct MarchingTetsTotals {
   int32_t num_vertices;                  // M: edges with a sign change = output vertices
   int32_t num_faces;                     // K: output triangles
   int32_t sdf_nan, sdf_inf;              // non-finite sdf values
   int32_t positions_nan, positions_inf;  // non-finite position rows (0 when positions is null)
 };
-size_t MarchingTetsScratchBytes(int64_t num_edges, int64_t num_tets);
 const char* MarchingTetsClassifyCuda(const float* sdf, const float* positions, int64_t num_vertices,
-                                     const int64_t* edges, int64_t num_edges, const int64_t* tets, int64_t num_tets,
-                                     int32_t* edge_flags, int32_t* edge_offsets, uint8_t* tet_cases,
-                                     int32_t* tet_counts, int32_t* tet_offsets, void* scratch, size_t scratch_bytes,
-                                     MarchingTetsTotals* totals, cudaStream_t stream);
+                                     const int64_t* tets, const int64_t* tet_edges, int64_t num_tets,
+                                     int64_t num_edges, void* workspace, MarchingTetsTotals* totals,
+                                     cudaStream_t stream);
 const char* MarchingTetsClassifyCuda(const double* sdf, const double* positions, int64_t num_vertices,
-                                     const int64_t* edges, int64_t num_edges, const int64_t* tets, int64_t num_tets,
-                                     int32_t* edge_flags, int32_t* edge_offsets, uint8_t* tet_cases,
-                                     int32_t* tet_counts, int32_t* tet_offsets, void* scratch, size_t scratch_bytes,
-                                     MarchingTetsTotals* totals, cudaStream_t stream);
+                                     const int64_t* tets, const int64_t* tet_edges, int64_t num_tets,
+                                     int64_t num_edges, void* workspace, MarchingTetsTotals* totals,
+                                     cudaStream_t stream);
 
 // Phase 2, emit (asynchronous): crossing_edges[M] = ids of the edges with a sign change, ascending (output
 // vertex m lies on edge crossing_edges[m]); faces[K,3] = output vertex ids of every triangle, ordered by
 // tet, then by the triangle's position in the table row. The same order as the LibTorch twin, so results
-// are equal.
-const char* MarchingTetsEmitCuda(const int32_t* edge_offsets, int64_t num_edges, const uint8_t* tet_cases,
-                                 const int32_t* tet_offsets, const int64_t* tet_edges, int64_t num_tets,
-                                 int64_t* crossing_edges, int64_t* faces, cudaStream_t stream);
+// are equal. With `vertices` ([M,3], not null), also the vertex positions on their edges (whose ends are
+// the tets' vertices, lower id first as in the grid's edge list), p = (p_a·s_b − p_b·s_a) / (s_b − s_a)
+// with the twin's IEEE operations, so they are equal too. `totals` are phase 1's.
+const char* MarchingTetsEmitCuda(const void* workspace, const MarchingTetsTotals& totals, int64_t num_edges,
+                                 const int64_t* tets, const int64_t* tet_edges, int64_t num_tets,
+                                 int64_t* crossing_edges, int64_t* faces, const float* positions, const float* sdf,
+                                 float* vertices, cudaStream_t stream);
+const char* MarchingTetsEmitCuda(const void* workspace, const MarchingTetsTotals& totals, int64_t num_edges,
+                                 const int64_t* tets, const int64_t* tet_edges, int64_t num_tets,
+                                 int64_t* crossing_edges, int64_t* faces, const double* positions, const double* sdf,
+                                 double* vertices, cudaStream_t stream);
+
+// Backward of the vertex positions: with d = s_b − s_a and upstream g = grad_vertices[m] ([M,3],
+// contiguous),
+//   ∂p/∂p_a = s_b/d,  ∂p/∂p_b = −s_a/d,  ∂p/∂s_a = s_b (p_a − p_b)/d²,  ∂p/∂s_b = −s_a (p_a − p_b)/d²,
+// accumulated with atomics into grad_positions [V,3] and grad_sdf [V] (zero-filled by the caller; either
+// may be null).
+const char* MarchingTetsVertexBackwardCuda(const int64_t* edges, const int64_t* crossing_edges, int64_t num_crossings,
+                                           const float* positions, const float* sdf, const float* grad_vertices,
+                                           float* grad_positions, float* grad_sdf, cudaStream_t stream);
+const char* MarchingTetsVertexBackwardCuda(const int64_t* edges, const int64_t* crossing_edges, int64_t num_crossings,
+                                           const double* positions, const double* sdf, const double* grad_vertices,
+                                           double* grad_positions, double* grad_sdf, cudaStream_t stream);
 
 }  // namespace psd3d

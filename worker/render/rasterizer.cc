@@ -265,9 +265,7 @@ class FragmentsFunction : public torch::autograd::Function<FragmentsFunction> {
                                                 const at::Tensor& src, bool from_keys, int64_t height, int64_t width) {
     at::Tensor clip = clip_in.contiguous(), attr = attr_in.contiguous();
     std::vector<at::Tensor> out = FragmentsForward(clip, faces, attr, src, from_keys, height, width);
-    ctx->save_for_backward({clip, attr, faces, from_keys ? out[kTriId] : src});
-    ctx->saved_data["height"] = height;
-    ctx->saved_data["width"] = width;
+    ctx->save_for_backward({clip, attr, faces, from_keys ? out[kTriId] : src});  // the last is [B,H,W]
     ctx->mark_non_differentiable({out[kTriId], out[kMask]});
     ctx->set_materialize_grads(false);
     return out;
@@ -279,15 +277,24 @@ class FragmentsFunction : public torch::autograd::Function<FragmentsFunction> {
     const at::Tensor& clip = saved[0];
     const at::Tensor& attr = saved[1];
     const c10::cuda::CUDAGuard guard(clip.device());
-    const int64_t height = ctx->saved_data["height"].toInt(), width = ctx->saved_data["width"].toInt();
-    auto upstream = [&](int k) { return grads[k].defined() ? grads[k].to(at::kFloat).contiguous() : at::Tensor(); };
+    const int64_t height = saved[3].size(1), width = saved[3].size(2);
+    auto upstream = [&](int k) {
+      if (!grads[k].defined()) return at::Tensor();
+      return (grads[k].scalar_type() == at::kFloat ? grads[k] : grads[k].to(at::kFloat)).contiguous();
+    };
     auto ptr = [](const at::Tensor& t) { return t.defined() && t.numel() > 0 ? t.data_ptr<float>() : nullptr; };
     const at::Tensor g_bary = upstream(kBary), g_depth = upstream(kDepth), g_attr = upstream(kAttr);
-    at::Tensor grad_clip = ctx->needs_input_grad(0) ? at::zeros_like(clip) : at::Tensor();
     // Attribute gradient rows padded to a multiple of 4 channels for the kernel's 16-byte atomics.
     const int64_t channels = attr.size(2), stride = (channels + 3) / 4 * 4;
-    at::Tensor grad_attr_padded =
-        ctx->needs_input_grad(1) ? at::zeros({attr.size(0), attr.size(1), stride}, attr.options()) : at::Tensor();
+    // Both gradients in one zero-filled buffer (one allocation, one fill): clip's first, then the
+    // attributes' (at a multiple of 4 floats, so its rows stay 16-byte aligned).
+    const int64_t clip_size = ctx->needs_input_grad(0) ? clip.numel() : 0;
+    const int64_t attr_size = ctx->needs_input_grad(1) ? attr.size(0) * attr.size(1) * stride : 0;
+    const at::Tensor buffer = at::zeros({clip_size + attr_size}, clip.options());
+    at::Tensor grad_clip = clip_size > 0 ? buffer.narrow(0, 0, clip_size).view(clip.sizes()) : at::Tensor();
+    at::Tensor grad_attr_padded = attr_size > 0
+                                      ? buffer.narrow(0, clip_size, attr_size).view({attr.size(0), attr.size(1), stride})
+                                      : at::Tensor();
     if (g_bary.defined() || g_depth.defined() || g_attr.defined()) {
       CheckCuda(FragmentsBackwardCuda(KernelInputs(clip, saved[2], attr, height, width), saved[3].data_ptr<int64_t>(),
                                       ptr(g_bary), ptr(g_depth), ptr(g_attr), ptr(grad_clip), ptr(grad_attr_padded),
@@ -434,7 +441,7 @@ Fragments Rasterize(const at::Tensor& clip, const at::Tensor& faces, int64_t hei
     CheckAttributes(clip, attr);
     const c10::cuda::CUDAGuard guard(clip.device());
     at::Tensor faces_c = faces.contiguous();
-    at::Tensor scratch = RasterizeKeys(clip.detach().contiguous(), faces_c, height, width);
+    at::Tensor scratch = RasterizeKeys(clip.contiguous(), faces_c, height, width);  // reads the values only
     return FusedFragments(clip, faces_c, attr, scratch, /*from_keys=*/true, height, width);
   }
 #endif

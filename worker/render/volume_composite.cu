@@ -13,14 +13,20 @@
 namespace psd3d {
 namespace {
 
-// One warp per ray: a ray's samples are taken 32 at a time (lane j reads sample 32c + j, so loads
-// coalesce) and the transmittance prefix is a warp scan carried across chunks. A thread per ray would
-// leave most of the GPU idle at 64×64 rays and read memory strided.
+// One warp per ray: lane j of chunk c reads sample 32c + j, so loads coalesce, and the transmittance
+// prefix is a warp scan carried across chunks. A warp first loads kChunks chunks (a span of 128
+// samples) into registers and only then scans them: the loads of a span are in flight together
+// instead of one chunk's latency at a time (the kernel is memory-latency bound at 64×64 rays, where a
+// warp per ray fills only part of the GPU). Four chunks keep the registers low enough for every warp
+// of a 4096-ray batch to be resident at once on an H100.
 constexpr int kThreads = 128;
 constexpr int kRaysPerBlock = kThreads / 32;
+constexpr int kChunks = 4;
+constexpr int kSpan = 32 * kChunks;
 constexpr unsigned kFull = 0xffffffffu;
 
-__device__ float WarpInclusiveSum(float v, int lane) {
+__device__ __forceinline__ float WarpInclusiveSum(float v, int lane) {
+#pragma unroll
   for (int o = 1; o < 32; o <<= 1) {
     const float n = __shfl_up_sync(kFull, v, o);
     if (lane >= o) v += n;
@@ -29,7 +35,8 @@ __device__ float WarpInclusiveSum(float v, int lane) {
 }
 
 // Σ over lanes ≥ lane (a suffix scan).
-__device__ float WarpInclusiveSuffixSum(float v, int lane) {
+__device__ __forceinline__ float WarpInclusiveSuffixSum(float v, int lane) {
+#pragma unroll
   for (int o = 1; o < 32; o <<= 1) {
     const float n = __shfl_down_sync(kFull, v, o);
     if (lane + o < 32) v += n;
@@ -37,40 +44,57 @@ __device__ float WarpInclusiveSuffixSum(float v, int lane) {
   return v;
 }
 
-__device__ float WarpSum(float v) {
+__device__ __forceinline__ float WarpSum(float v) {
+#pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
   return v;
 }
 
-__global__ void CompositeForwardKernel(const float* __restrict__ sigma, const float* __restrict__ delta,
-                                       const float* __restrict__ t, const float* __restrict__ rgb, int64_t rays,
-                                       int64_t samples, float* __restrict__ weights, float* __restrict__ trans_after,
-                                       float* __restrict__ color, float* __restrict__ opacity,
-                                       float* __restrict__ depth) {
+__device__ __forceinline__ float Read(const StridedGrad& g, int64_t ray, int64_t item) {
+  return g.data == nullptr ? 0.f : g.data[ray * g.ray_stride + item * g.item_stride];
+}
+
+__global__ void __launch_bounds__(kThreads)
+    CompositeForwardKernel(const float* __restrict__ sigma, const float* __restrict__ delta,
+                           const float* __restrict__ t, const float* __restrict__ rgb, int64_t rays, int64_t samples,
+                           float* __restrict__ weights, float* __restrict__ trans_after, float* __restrict__ color,
+                           float* __restrict__ opacity, float* __restrict__ depth) {
   const int lane = threadIdx.x & 31;
   const int64_t r = blockIdx.x * static_cast<int64_t>(kRaysPerBlock) + (threadIdx.x >> 5);
   if (r >= rays) return;  // whole warps exit together
   const int64_t base = r * samples;
   float carry = 0.f, cr = 0.f, cg = 0.f, cb = 0.f, op = 0.f, dp = 0.f;
-  for (int64_t c = 0; c < samples; c += 32) {
-    const int64_t i = c + lane;
-    const bool in = i < samples;
-    const int64_t k = base + i;
-    const float s = in ? sigma[k] * delta[k] : 0.f;
-    const float incl = WarpInclusiveSum(s, lane);
-    if (in) {
-      const float before = __expf(-(carry + incl - s));
-      const float after = __expf(-(carry + incl));
-      const float w = before - after;
-      weights[k] = w;
-      trans_after[k] = after;
-      cr += w * rgb[3 * k];
-      cg += w * rgb[3 * k + 1];
-      cb += w * rgb[3 * k + 2];
-      op += w;
-      dp += w * t[k];
+  for (int64_t c0 = 0; c0 < samples; c0 += kSpan) {
+    float s[kChunks], tv[kChunks], red[kChunks], green[kChunks], blue[kChunks];
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      const int64_t i = c0 + 32 * j + lane, k = base + i;
+      const bool in = i < samples;
+      s[j] = in ? sigma[k] * delta[k] : 0.f;
+      tv[j] = in ? t[k] : 0.f;
+      red[j] = in ? rgb[3 * k] : 0.f;
+      green[j] = in ? rgb[3 * k + 1] : 0.f;
+      blue[j] = in ? rgb[3 * k + 2] : 0.f;
     }
-    carry += __shfl_sync(kFull, incl, 31);
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      if (c0 + 32 * j >= samples) break;  // the same for the whole warp
+      const int64_t i = c0 + 32 * j + lane, k = base + i;
+      const float incl = WarpInclusiveSum(s[j], lane);
+      if (i < samples) {
+        const float before = __expf(-(carry + incl - s[j]));
+        const float after = __expf(-(carry + incl));
+        const float w = before - after;
+        weights[k] = w;
+        if (trans_after != nullptr) trans_after[k] = after;
+        cr += w * red[j];
+        cg += w * green[j];
+        cb += w * blue[j];
+        op += w;
+        dp += w * tv[j];
+      }
+      carry += __shfl_sync(kFull, incl, 31);
+    }
   }
   cr = WarpSum(cr);
   cg = WarpSum(cg);
@@ -86,40 +110,47 @@ __global__ void CompositeForwardKernel(const float* __restrict__ sigma, const fl
   }
 }
 
-__global__ void CompositeBackwardKernel(const float* __restrict__ delta, const float* __restrict__ t,
-                                        const float* __restrict__ rgb, const float* __restrict__ weights,
-                                        const float* __restrict__ trans_after, const float* __restrict__ grad_color,
-                                        const float* __restrict__ grad_opacity, const float* __restrict__ grad_depth,
-                                        const float* __restrict__ grad_weights, int64_t rays, int64_t samples,
-                                        float* __restrict__ grad_sigma, float* __restrict__ grad_rgb) {
+__global__ void __launch_bounds__(kThreads)
+    CompositeBackwardKernel(const float* __restrict__ delta, const float* __restrict__ t,
+                            const float* __restrict__ rgb, const float* __restrict__ weights,
+                            const float* __restrict__ trans_after, StridedGrad grad_color, StridedGrad grad_opacity,
+                            StridedGrad grad_depth, StridedGrad grad_weights, int64_t rays, int64_t samples,
+                            float* __restrict__ grad_sigma, float* __restrict__ grad_rgb) {
   const int lane = threadIdx.x & 31;
   const int64_t r = blockIdx.x * static_cast<int64_t>(kRaysPerBlock) + (threadIdx.x >> 5);
   if (r >= rays) return;
   const int64_t base = r * samples;
-  const float gr = grad_color[3 * r], gg = grad_color[3 * r + 1], gb = grad_color[3 * r + 2];
-  const float go = grad_opacity[r], gd = grad_depth[r];
-  // Chunks from the back, so the suffix Σ_{k>i} g_k w_k is carried from later chunks.
+  const float gr = Read(grad_color, r, 0), gg = Read(grad_color, r, 1), gb = Read(grad_color, r, 2);
+  const float go = Read(grad_opacity, r, 0), gd = Read(grad_depth, r, 0);
+  // Spans from the back, so the suffix Σ_{k>i} g_k w_k is carried from later samples.
   float carry = 0.f;
-  const int64_t last = ((samples - 1) / 32) * 32;
-  for (int64_t c = last; c >= 0; c -= 32) {
-    const int64_t i = c + lane;
-    const bool in = i < samples;
-    const int64_t k = base + i;
-    float g = 0.f, w = 0.f;
-    if (in) {
-      w = weights[k];
-      g = gr * rgb[3 * k] + gg * rgb[3 * k + 1] + gb * rgb[3 * k + 2] + go + gd * t[k];
-      if (grad_weights != nullptr) g += grad_weights[k];
+  for (int64_t c0 = (samples - 1) / kSpan * kSpan; c0 >= 0; c0 -= kSpan) {
+    float w[kChunks], g[kChunks], after[kChunks], dl[kChunks];
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      const int64_t i = c0 + 32 * j + lane, k = base + i;
+      const bool in = i < samples;
+      w[j] = in ? weights[k] : 0.f;
+      after[j] = in ? trans_after[k] : 0.f;
+      dl[j] = in ? delta[k] : 0.f;
+      g[j] = in ? gr * rgb[3 * k] + gg * rgb[3 * k + 1] + gb * rgb[3 * k + 2] + go + gd * t[k] +
+                      Read(grad_weights, r, i)
+                : 0.f;
     }
-    const float gw = g * w;
-    const float incl = WarpInclusiveSuffixSum(gw, lane);
-    if (in) {
-      grad_sigma[k] = delta[k] * (g * trans_after[k] - (carry + incl - gw));
-      grad_rgb[3 * k] = w * gr;
-      grad_rgb[3 * k + 1] = w * gg;
-      grad_rgb[3 * k + 2] = w * gb;
+#pragma unroll
+    for (int j = kChunks - 1; j >= 0; --j) {
+      if (c0 + 32 * j >= samples) continue;  // the same for the whole warp
+      const int64_t i = c0 + 32 * j + lane, k = base + i;
+      const float gw = g[j] * w[j];
+      const float incl = WarpInclusiveSuffixSum(gw, lane);
+      if (i < samples) {
+        grad_sigma[k] = dl[j] * (g[j] * after[j] - (carry + incl - gw));
+        grad_rgb[3 * k] = w[j] * gr;
+        grad_rgb[3 * k + 1] = w[j] * gg;
+        grad_rgb[3 * k + 2] = w[j] * gb;
+      }
+      carry += __shfl_sync(kFull, incl, 0);
     }
-    carry += __shfl_sync(kFull, incl, 0);
   }
 }
 
@@ -142,10 +173,10 @@ const char* LaunchCompositeForward(const float* sigma, const float* delta, const
 }
 
 const char* LaunchCompositeBackward(const float* delta, const float* t, const float* rgb, const float* weights,
-                                    const float* trans_after, const float* grad_color, const float* grad_opacity,
-                                    const float* grad_depth, const float* grad_weights, int64_t rays, int64_t samples,
+                                    const float* trans_after, StridedGrad grad_color, StridedGrad grad_opacity,
+                                    StridedGrad grad_depth, StridedGrad grad_weights, int64_t rays, int64_t samples,
                                     float* grad_sigma, float* grad_rgb, cudaStream_t stream) {
-  if (rays == 0) return nullptr;
+  if (rays == 0 || samples == 0) return nullptr;
   CompositeBackwardKernel<<<Blocks(rays), kThreads, 0, stream>>>(delta, t, rgb, weights, trans_after, grad_color,
                                                                  grad_opacity, grad_depth, grad_weights, rays, samples,
                                                                  grad_sigma, grad_rgb);

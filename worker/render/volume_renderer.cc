@@ -26,50 +26,74 @@ void CheckCompositeInputs(const at::Tensor& sigma, const at::Tensor& delta, cons
 #ifdef PSD3D_WITH_CUDA
 void CheckCuda(const char* error, const char* what) { TORCH_CHECK(error == nullptr, what, ": ", error); }
 
+at::Tensor Float32(const at::Tensor& x) { return x.scalar_type() == at::kFloat ? x : x.to(at::kFloat); }
+
+// The forward kernel's results: the Composite, and T_{i+1} per sample when a backward follows.
+struct CompositeKernelOut {
+  Composite c;
+  at::Tensor trans_after;
+};
+
+// sigma, delta, t [R,S] and rgb [R,S,3], float32 contiguous on one CUDA device.
+CompositeKernelOut CompositeForwardCuda(const at::Tensor& sigma, const at::Tensor& delta, const at::Tensor& t,
+                                        const at::Tensor& rgb, bool for_backward) {
+  const int64_t rays = sigma.size(0), samples = sigma.size(1);
+  CompositeKernelOut out;
+  out.c.weights = at::empty({rays, samples}, sigma.options());
+  if (for_backward) out.trans_after = at::empty({rays, samples}, sigma.options());
+  out.c.color = at::empty({rays, 3}, sigma.options());
+  out.c.opacity = at::empty({rays}, sigma.options());
+  out.c.depth = at::empty({rays}, sigma.options());
+  CheckCuda(LaunchCompositeForward(sigma.data_ptr<float>(), delta.data_ptr<float>(), t.data_ptr<float>(),
+                                   rgb.data_ptr<float>(), rays, samples, out.c.weights.data_ptr<float>(),
+                                   for_backward ? out.trans_after.data_ptr<float>() : nullptr,
+                                   out.c.color.data_ptr<float>(), out.c.opacity.data_ptr<float>(),
+                                   out.c.depth.data_ptr<float>(), at::cuda::getCurrentCUDAStream()),
+            "composite forward");
+  return out;
+}
+
+// An output gradient as the backward kernel reads it: in place, with its strides (a sum's gradient is
+// an expanded scalar: no copy), or absent.
+StridedGrad KernelGrad(const at::Tensor& g) {
+  StridedGrad k;
+  if (!g.defined()) return k;
+  k.data = g.data_ptr<float>();
+  k.ray_stride = g.stride(0);
+  k.item_stride = g.dim() > 1 ? g.stride(1) : 0;
+  return k;
+}
+
 class CompositeFunction : public torch::autograd::Function<CompositeFunction> {
  public:
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& sigma_in,
                                                 const at::Tensor& delta_in, const at::Tensor& t_in,
                                                 const at::Tensor& rgb_in) {
     const c10::cuda::CUDAGuard guard(sigma_in.device());
-    at::Tensor sigma = sigma_in.contiguous().to(at::kFloat), delta = delta_in.contiguous().to(at::kFloat);
-    at::Tensor t = t_in.contiguous().to(at::kFloat), rgb = rgb_in.contiguous().to(at::kFloat);
-    const int64_t rays = sigma.size(0), samples = sigma.size(1);
-    at::Tensor weights = at::empty_like(sigma), trans_after = at::empty_like(sigma);
-    at::Tensor color = at::empty({rays, 3}, sigma.options()), opacity = at::empty({rays}, sigma.options());
-    at::Tensor depth = at::empty({rays}, sigma.options());
-    CheckCuda(LaunchCompositeForward(sigma.data_ptr<float>(), delta.data_ptr<float>(), t.data_ptr<float>(),
-                                     rgb.data_ptr<float>(), rays, samples, weights.data_ptr<float>(),
-                                     trans_after.data_ptr<float>(), color.data_ptr<float>(), opacity.data_ptr<float>(),
-                                     depth.data_ptr<float>(), at::cuda::getCurrentCUDAStream()),
-              "composite forward");
-    ctx->save_for_backward({delta, t, rgb, weights, trans_after});
-    return {color, opacity, depth, weights};
+    const at::Tensor delta = Float32(delta_in.contiguous()), t = Float32(t_in.contiguous());
+    const at::Tensor rgb = Float32(rgb_in.contiguous());
+    CompositeKernelOut out = CompositeForwardCuda(Float32(sigma_in.contiguous()), delta, t, rgb, /*for_backward=*/true);
+    ctx->save_for_backward({delta, t, rgb, out.c.weights, out.trans_after});
+    // Unused outputs keep undefined gradients (read as zero by the kernel) instead of zero tensors.
+    ctx->set_materialize_grads(false);
+    return {out.c.color, out.c.opacity, out.c.depth, out.c.weights};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    auto saved = ctx->get_saved_variables();
+    const auto saved = ctx->get_saved_variables();
     const at::Tensor& delta = saved[0];
     const at::Tensor& t = saved[1];
     const at::Tensor& rgb = saved[2];
-    const at::Tensor& weights = saved[3];
-    const at::Tensor& trans_after = saved[4];
     const c10::cuda::CUDAGuard guard(delta.device());
-    const int64_t rays = delta.size(0), samples = delta.size(1);
-    auto grad_or_zeros = [](const at::Tensor& g, at::IntArrayRef shape, const at::TensorOptions& o) {
-      return g.defined() ? g.contiguous().to(at::kFloat) : at::zeros(shape, o);
-    };
-    at::Tensor gc = grad_or_zeros(grads[0], {rays, 3}, delta.options());
-    at::Tensor go = grad_or_zeros(grads[1], {rays}, delta.options());
-    at::Tensor gd = grad_or_zeros(grads[2], {rays}, delta.options());
-    at::Tensor gw = grads[3].defined() ? grads[3].contiguous().to(at::kFloat) : at::Tensor();
-    at::Tensor grad_sigma = at::empty_like(delta), grad_rgb = at::empty_like(rgb);
+    for (at::Tensor& g : grads) {
+      if (g.defined()) g = Float32(g);
+    }
+    at::Tensor grad_sigma = at::empty(delta.sizes(), delta.options()), grad_rgb = at::empty(rgb.sizes(), rgb.options());
     CheckCuda(LaunchCompositeBackward(delta.data_ptr<float>(), t.data_ptr<float>(), rgb.data_ptr<float>(),
-                                      weights.data_ptr<float>(), trans_after.data_ptr<float>(), gc.data_ptr<float>(),
-                                      go.data_ptr<float>(), gd.data_ptr<float>(),
-                                      gw.defined() ? gw.data_ptr<float>() : nullptr, rays, samples,
-                                      grad_sigma.data_ptr<float>(), grad_rgb.data_ptr<float>(),
+                                      saved[3].data_ptr<float>(), saved[4].data_ptr<float>(), KernelGrad(grads[0]),
+                                      KernelGrad(grads[1]), KernelGrad(grads[2]), KernelGrad(grads[3]), delta.size(0),
+                                      delta.size(1), grad_sigma.data_ptr<float>(), grad_rgb.data_ptr<float>(),
                                       at::cuda::getCurrentCUDAStream()),
               "composite backward");
     return {grad_sigma, at::Tensor(), at::Tensor(), grad_rgb};
@@ -103,8 +127,15 @@ Composite CompositeRays(const at::Tensor& sigma, const at::Tensor& delta, const 
 #ifdef PSD3D_WITH_CUDA
   if (sigma.is_cuda()) {
     CheckCompositeInputs(sigma, delta, t, rgb);
-    auto out = CompositeFunction::apply(sigma, delta, t, rgb);
-    return {out[0], out[1], out[2], out[3]};
+    if (c10::GradMode::is_enabled() && (sigma.requires_grad() || rgb.requires_grad())) {
+      auto out = CompositeFunction::apply(sigma, delta, t, rgb);
+      return {out[0], out[1], out[2], out[3]};
+    }
+    // No backward follows: a plain kernel call, without the autograd node or the saved T_{i+1}.
+    const c10::cuda::CUDAGuard guard(sigma.device());
+    return CompositeForwardCuda(Float32(sigma.contiguous()), Float32(delta.contiguous()), Float32(t.contiguous()),
+                                Float32(rgb.contiguous()), /*for_backward=*/false)
+        .c;
   }
 #endif
   return CompositeTwin(sigma, delta, t, rgb);
