@@ -31,6 +31,8 @@ TEST(World, EveryTemplateParsesBackToItsSubject) {
     }
   }
   EXPECT_EQ(MakePrompt({Color::kPink, Shape::kTorus}, 2), "a torus that is pink");
+  EXPECT_EQ(MakePrompt({Color::kOrange, Shape::kCube}, 1), "a photo of an orange cube");
+  EXPECT_EQ(MakePrompt({Color::kYellow, Shape::kTorus}, 3), "one yellow torus");
   // Case and punctuation do not matter.
   EXPECT_EQ(*ParsePrompt("A Red CUBE."), (Subject{Color::kRed, Shape::kCube}));
 }
@@ -58,6 +60,7 @@ TEST(Tokenizer, PadsToMaxLengthAndRejectsUnknownWords) {
   ASSERT_TRUE(empty.ok());
   EXPECT_EQ((*empty)[1], Tokenizer::kEos);
   EXPECT_FALSE(tok.Encode("a a a a a a a a a").ok());  // 9 words > 8
+  EXPECT_EQ(*tok.Encode("an orange cube"), *tok.Encode("a orange cube"));  // what the models were trained on
   auto batch = tok.EncodeBatch({"a red cube", "one blue torus"});
   ASSERT_TRUE(batch.ok());
   EXPECT_EQ(batch->sizes(), (at::IntArrayRef{2, 10}));

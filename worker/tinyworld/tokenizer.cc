@@ -33,6 +33,7 @@ absl::StatusOr<Tokenizer> Tokenizer::Create(std::vector<std::string> words, int6
       return absl::InvalidArgumentError(absl::StrCat("tokenizer: duplicate vocabulary word '", w, "'"));
   }
   t.words_ = std::move(words);
+  if (t.ids_.count("a") && t.ids_.count("an")) t.ids_["an"] = t.ids_["a"];
   return t;
 }
 

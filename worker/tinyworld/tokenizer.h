@@ -2,7 +2,9 @@
 // nothing else, so an unknown word is a clear error (naming it), never a silent <unk>.
 //
 // Text is lower-cased and split on whitespace; '.', ',', '!' and '?' are separators too. A prompt
-// becomes <bos> w₁ … wₙ <eos> <pad> … of exactly max_length() ids.
+// becomes <bos> w₁ … wₙ <eos> <pad> … of exactly max_length() ids. The article "an" reads as "a" when
+// the vocabulary has both (the tiny models were trained on "a" alone, so "an orange cube" and
+// "a orange cube" mean the same to them).
 #pragma once
 
 #include <cstdint>

@@ -86,7 +86,16 @@ std::string MakePrompt(const Subject& s, int template_index) {
   const auto& t = PromptTemplates();
   TORCH_CHECK(template_index >= 0 && template_index < static_cast<int>(t.size()), "MakePrompt: template index ",
               template_index, " out of range");
-  return absl::StrReplaceAll(t[template_index], {{"{color}", ColorName(s.color)}, {"{shape}", ShapeName(s.shape)}});
+  std::string prompt =
+      absl::StrReplaceAll(t[template_index], {{"{color}", ColorName(s.color)}, {"{shape}", ShapeName(s.shape)}});
+  // English articles: "an orange cube" (the tokenizer reads "an" as "a").
+  for (size_t at = 0; (at = prompt.find("a ", at)) != std::string::npos; at += 2) {
+    const bool word_start = at == 0 || prompt[at - 1] == ' ';
+    if (word_start && at + 2 < prompt.size() && std::string("aeiou").find(prompt[at + 2]) != std::string::npos) {
+      prompt.insert(at + 1, "n");
+    }
+  }
+  return prompt;
 }
 
 absl::StatusOr<Subject> ParsePrompt(absl::string_view prompt) {

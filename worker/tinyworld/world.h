@@ -46,7 +46,8 @@ std::vector<Subject> SeenSubjects();     // the 42 the prior trains on
 std::vector<Subject> HeldOutSubjects();  // the 6 it never sees
 int SubjectIndex(const Subject& s);
 
-// Prompt templates with "{color}" and "{shape}" slots; index 0 is "a {color} {shape}".
+// Prompt templates with "{color}" and "{shape}" slots; index 0 is "a {color} {shape}". MakePrompt
+// writes "an" before a vowel ("an orange cube").
 const std::vector<std::string>& PromptTemplates();
 std::string MakePrompt(const Subject& s, int template_index = 0);
 
