@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "worker/tinyworld/color_space.h"
+#include "worker/render/color_space.h"
 #include "worker/tinyworld/degrade.h"
 #include "worker/tinyworld/tokenizer.h"
 

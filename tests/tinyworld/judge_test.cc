@@ -13,7 +13,7 @@
 #include "worker/formats/glb.h"
 #include "worker/mesh/mesh_ops.h"
 #include "worker/mesh/primitives.h"
-#include "worker/tinyworld/color_space.h"
+#include "worker/render/color_space.h"
 
 namespace psd3d::tinyworld {
 namespace {

@@ -6,23 +6,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "worker/formats/file_io.h"
+#include "worker/formats/gltf_constants.h"
 #include "worker/formats/json_lite.h"
 #include "worker/formats/png.h"
 #include "worker/mesh/mesh_ops.h"
+#include "worker/render/color_space.h"
 
 namespace psd3d {
 namespace {
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "GLB is little-endian; so must the host be");
+using namespace gltf;  // NOLINT: the format's enum names
 
-constexpr uint32_t kGlbMagic = 0x46546C67;  // "glTF"
-constexpr uint32_t kChunkJson = 0x4E4F534A;
-constexpr uint32_t kChunkBin = 0x004E4942;
-constexpr int kArrayBuffer = 34962;
-constexpr int kElementArrayBuffer = 34963;
-constexpr int kComponentU16 = 5123;
-constexpr int kComponentU32 = 5125;
-constexpr int kComponentF32 = 5126;
 constexpr int kFilterLinear = 9729;
 constexpr int kWrapClampToEdge = 33071;
 constexpr int64_t kPrimitiveRestartU16 = 65535;
@@ -80,12 +74,6 @@ class BinBuilder {
   JsonValue views_ = JsonValue::Array();
   JsonValue accessors_ = JsonValue::Array();
 };
-
-at::Tensor SrgbToLinear(const at::Tensor& srgb) {
-  at::Tensor c = srgb.clamp(0, 1);
-  at::Tensor lin = at::where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055).pow(2.4));
-  return lin.clamp(0, 1);
-}
 
 at::Tensor NormalizeRowsOrUp(const at::Tensor& n) {
   at::Tensor len = (n * n).sum(1, /*keepdim=*/true).sqrt();
@@ -256,7 +244,7 @@ absl::StatusOr<std::string> EncodeGlb(const Mesh& mesh, const GlbOptions& option
     if (!encoded.ok()) return encoded.status();
     png = *std::move(encoded);
   } else if (colored) {
-    const at::Tensor linear = SrgbToLinear(mesh.colors.detach().cpu()).contiguous();
+    const at::Tensor linear = SrgbToLinear(mesh.colors.detach().cpu().clamp(0, 1)).clamp(0, 1).contiguous();
     attributes.Set("COLOR_0", JsonValue::Int(bin.AddAccessor(Bytes(linear), kArrayBuffer, kComponentF32, v, "VEC3")));
   }
   int index_type = 0;

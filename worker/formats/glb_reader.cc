@@ -12,22 +12,19 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "worker/formats/file_io.h"
+#include "worker/formats/gltf_constants.h"
 #include "worker/formats/json_lite.h"
 #include "worker/formats/png.h"
+#include "worker/render/color_space.h"
 
 namespace psd3d {
 namespace {
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "GLB is little-endian; so must the host be");
+using namespace gltf;  // NOLINT: the format's enum names
 
-constexpr uint32_t kGlbMagic = 0x46546C67;  // "glTF"
-constexpr uint32_t kChunkJson = 0x4E4F534A;
-constexpr uint32_t kChunkBin = 0x004E4942;
-constexpr int kComponentU8 = 5121;
-constexpr int kComponentU16 = 5123;
-constexpr int kComponentU32 = 5125;
-constexpr int kComponentF32 = 5126;
-constexpr int kModeTriangles = 4;
+// Linear color → sRGB, clamped to [0,1] on both sides (glTF colors and factors are in [0,1]).
+at::Tensor SrgbInUnitRange(const at::Tensor& linear) { return LinearToSrgb(linear.clamp(0, 1)).clamp(0, 1); }
+
 
 absl::Status Invalid(absl::string_view what) { return absl::InvalidArgumentError(absl::StrCat("GLB: ", what)); }
 absl::Status Unsupported(absl::string_view what) {
@@ -572,16 +569,6 @@ absl::StatusOr<at::Tensor> ReadTexture(const Doc& doc, uint64_t index) {
   return (rgb.to(at::kFloat) / 255.0f).contiguous();
 }
 
-// glTF's color transfer functions (inputs clamped to [0,1]); LinearToSrgb inverts glb.cc's conversion.
-at::Tensor SrgbToLinear(const at::Tensor& srgb) {
-  at::Tensor c = srgb.clamp(0, 1);
-  return at::where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055).pow(2.4));
-}
-at::Tensor LinearToSrgb(const at::Tensor& linear) {
-  at::Tensor c = linear.clamp(0, 1);
-  return at::where(c <= 0.0031308, c * 12.92, 1.055 * c.pow(1 / 2.4) - 0.055).clamp(0, 1);
-}
-
 // ---- attributes ----------------------------------------------------------------------------------------
 
 std::optional<uint64_t> AttributeIndex(const JsonValue& primitive, absl::string_view name) {
@@ -640,12 +627,12 @@ absl::StatusOr<Mesh> DecodeDoc(const Doc& doc) {
     if (!texture.ok()) return texture.status();
     mesh.uvs = uvs->to(at::kFloat).contiguous();
     mesh.texture =
-        tinted ? LinearToSrgb(SrgbToLinear(*texture) * factor.to(at::kFloat)).contiguous() : *std::move(texture);
+        tinted ? SrgbInUnitRange(SrgbToLinear(*texture) * factor.to(at::kFloat)).contiguous() : *std::move(texture);
   }
   if (linear_colors.defined()) {
-    mesh.colors = LinearToSrgb(tinted ? linear_colors * factor : linear_colors).to(at::kFloat).contiguous();
+    mesh.colors = SrgbInUnitRange(tinted ? linear_colors * factor : linear_colors).to(at::kFloat).contiguous();
   } else if (material->has_factor && !material->texture) {
-    mesh.colors = LinearToSrgb(factor).to(at::kFloat).expand({v, 3}).contiguous();
+    mesh.colors = SrgbInUnitRange(factor).to(at::kFloat).expand({v, 3}).contiguous();
   }
   if (auto st = ValidateMesh(mesh); !st.ok()) return Invalid(st.message());
   return mesh;

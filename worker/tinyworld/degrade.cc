@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "worker/tinyworld/color_space.h"
+#include "worker/render/color_space.h"
 #include "worker/tinyworld/tokenizer.h"
 
 namespace psd3d::tinyworld {

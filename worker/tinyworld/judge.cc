@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "worker/formats/glb_reader.h"
 #include "worker/mesh/mesh_ops.h"
-#include "worker/tinyworld/color_space.h"
+#include "worker/render/color_space.h"
 
 namespace psd3d::tinyworld {
 namespace {

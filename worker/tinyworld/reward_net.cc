@@ -7,7 +7,7 @@
 #include <torch/nn.h>
 
 #include "absl/strings/str_cat.h"
-#include "worker/tinyworld/color_space.h"
+#include "worker/render/color_space.h"
 #include "worker/tinyworld/pack.h"
 
 namespace psd3d::tinyworld {

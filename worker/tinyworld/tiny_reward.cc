@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "worker/formats/safetensors.h"
-#include "worker/tinyworld/color_space.h"
+#include "worker/render/color_space.h"
 #include "worker/tinyworld/module_io.h"
 #include "worker/tinyworld/pack.h"
 #include "worker/tinyworld/scene_render.h"

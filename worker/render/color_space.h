@@ -13,7 +13,7 @@
 
 #include <ATen/ATen.h>
 
-namespace psd3d::tinyworld {
+namespace psd3d {
 
 // Transfer curves, elementwise. Negative inputs map to the linear segment.
 at::Tensor SrgbToLinear(const at::Tensor& srgb);
@@ -33,4 +33,4 @@ ColorTriple LabToColor(const ColorTriple& lab);
 // ΔE76 between two sRGB colors.
 double ColorDeltaE(const ColorTriple& srgb_a, const ColorTriple& srgb_b);
 
-}  // namespace psd3d::tinyworld
+}  // namespace psd3d

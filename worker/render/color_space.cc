@@ -1,9 +1,9 @@
-#include "worker/tinyworld/color_space.h"
+#include "worker/render/color_space.h"
 
 #include <array>
 #include <cmath>
 
-namespace psd3d::tinyworld {
+namespace psd3d {
 namespace {
 
 using Mat = std::array<std::array<double, 3>, 3>;
@@ -132,4 +132,4 @@ double ColorDeltaE(const ColorTriple& srgb_a, const ColorTriple& srgb_b) {
   return std::sqrt(s);
 }
 
-}  // namespace psd3d::tinyworld
+}  // namespace psd3d

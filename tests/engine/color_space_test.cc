@@ -3,9 +3,9 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "worker/tinyworld/color_space.h"
+#include "worker/render/color_space.h"
 
-namespace psd3d::tinyworld {
+namespace psd3d {
 namespace {
 
 TEST(ColorSpace, ReferenceValues) {
@@ -55,4 +55,4 @@ TEST(ColorSpace, GradientsAreFiniteEverywhere) {
 }
 
 }  // namespace
-}  // namespace psd3d::tinyworld
+}  // namespace psd3d
