@@ -1,0 +1,268 @@
+#include "worker/guidance/guidance.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace psd3d {
+namespace {
+
+constexpr absl::string_view kMethodNames[] = {"sds", "psd", "psd_fixed_negative", "dreamdpo", "reward_gradient"};
+
+bool NeedsReward(GuidanceMethod m) { return m != GuidanceMethod::kSds; }
+bool TwoNoises(GuidanceMethod m) {
+  return m == GuidanceMethod::kPsd || m == GuidanceMethod::kPsdFixedNegative || m == GuidanceMethod::kDreamDpo;
+}
+
+// [B] → [B,1,1,1] for per-view weights on latents.
+at::Tensor PerView(const at::Tensor& v) { return v.view({-1, 1, 1, 1}); }
+
+// Adam on the single tensor ψ. Hand-written (a few lines) so that its whole state is three tensors a
+// checkpoint can hold; torch::optim keeps its state keyed by tensor addresses.
+struct PsiAdam {
+  at::Tensor m, v;
+  int64_t steps = 0;
+  void Step(at::Tensor& psi, const at::Tensor& grad, double lr) {
+    constexpr double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    if (!m.defined()) {
+      m = at::zeros_like(psi);
+      v = at::zeros_like(psi);
+    }
+    ++steps;
+    m.mul_(b1).add_(grad, 1 - b1);
+    v.mul_(b2).addcmul_(grad, grad, 1 - b2);
+    const double c1 = 1 - std::pow(b1, steps), c2 = 1 - std::pow(b2, steps);
+    psi.sub_(lr * (m / c1) / ((v / c2).sqrt() + eps));
+  }
+};
+
+}  // namespace
+
+absl::string_view GuidanceMethodName(GuidanceMethod m) { return kMethodNames[static_cast<int>(m)]; }
+
+absl::StatusOr<GuidanceMethod> ParseGuidanceMethod(absl::string_view name) {
+  for (int i = 0; i < 5; ++i)
+    if (name == kMethodNames[i]) return static_cast<GuidanceMethod>(i);
+  return absl::InvalidArgumentError(absl::StrCat("unknown guidance method '", name,
+                                                 "' (sds, psd, psd_fixed_negative, dreamdpo, reward_gradient)"));
+}
+
+struct Guidance::Impl {
+  DiffusionPrior& prior;
+  RewardModel* reward;
+  GuidanceConfig config;
+  at::Tensor text;          // y [1,L,D]
+  at::Tensor psi;           // ψ [1,L,D]
+  at::Tensor reward_text;   // the reward's prompt encoding
+  PsiAdam adam;
+
+  Impl(DiffusionPrior& p, RewardModel* r, GuidanceConfig c) : prior(p), reward(r), config(std::move(c)) {}
+
+  // ε̂ predictions for latents z_t [N,...] of N/B noise draws (views repeated per draw): one batched call
+  // over [z_t; z_t] with contexts [y; ψ]; returns (cfg, text-only).
+  std::pair<at::Tensor, at::Tensor> Predict(const at::Tensor& z_t, const at::Tensor& t, const CameraBatch& cams) {
+    const int64_t n = z_t.size(0);
+    at::Tensor ctx = at::cat({text.expand({n, -1, -1}), psi.expand({n, -1, -1})}, 0);
+    at::Tensor eps = prior.PredictNoise(at::cat({z_t, z_t}, 0), at::cat({t, t}, 0), ctx, Repeat(cams, 2 * n / cams.size()));
+    at::Tensor eps_y = eps.narrow(0, 0, n), eps_neg = eps.narrow(0, n, n);
+    return {eps_neg + config.guidance_scale * (eps_y - eps_neg), eps_y};
+  }
+
+  static CameraBatch Repeat(const CameraBatch& c, int64_t times) {
+    if (times == 1) return c;
+    CameraBatch r;
+    r.c2w = c.c2w.repeat({times, 1, 1});
+    r.w2c = c.w2c.repeat({times, 1, 1});
+    r.proj = c.proj.repeat({times, 1, 1});
+    r.mvp = c.mvp.repeat({times, 1, 1});
+    r.position = c.position.repeat({times, 1});
+    r.elevation = c.elevation.repeat({times});
+    r.azimuth = c.azimuth.repeat({times});
+    r.distance = c.distance.repeat({times});
+    r.fovy = c.fovy.repeat({times});
+    return r;
+  }
+
+  at::Tensor OneStepImages(const at::Tensor& z_t, const at::Tensor& eps, const at::Tensor& t) {
+    return prior.Decode(prior.schedule().PredictX0(z_t, eps, t)).clamp(0, 1);
+  }
+
+  // ψ ← Adam step on −mean R(x̂₀(z_tʷ; ψ)) (Proposition 1); the text branch is held fixed.
+  double UpdatePsi(const at::Tensor& z_w, const at::Tensor& t, const at::Tensor& eps_y_w, const CameraBatch& cams) {
+    at::Tensor psi_var = psi.detach().clone().set_requires_grad(true);
+    at::Tensor eps_neg;
+    {
+      c10::AutoGradMode grad(true);
+      eps_neg = prior.PredictNoise(z_w.detach(), t, psi_var.expand({z_w.size(0), -1, -1}), cams);
+      at::Tensor eps = eps_neg + config.guidance_scale * (eps_y_w.detach() - eps_neg);
+      at::Tensor r = reward->Score(OneStepImages(z_w.detach(), eps, t), reward_text).mean();
+      at::Tensor grad_psi = torch::autograd::grad({-r}, {psi_var})[0];
+      c10::NoGradGuard no_grad;
+      adam.Step(psi, grad_psi.nan_to_num(0, 0, 0), config.psi_lr);
+      return r.item<double>();
+    }
+  }
+};
+
+Guidance::Guidance(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Guidance::~Guidance() = default;
+const GuidanceConfig& Guidance::config() const { return impl_->config; }
+const at::Tensor& Guidance::negative_context() const { return impl_->psi; }
+
+absl::StatusOr<std::unique_ptr<Guidance>> Guidance::Create(DiffusionPrior& prior, RewardModel* reward,
+                                                           const std::string& prompt, const GuidanceConfig& config) {
+  if (NeedsReward(config.method) && reward == nullptr)
+    return absl::InvalidArgumentError(
+        absl::StrCat("guidance ", GuidanceMethodName(config.method), " needs a reward model"));
+  if (!(config.guidance_scale >= 0) || !(config.tau > 0) || config.psi_every < 1 || !(config.psi_lr >= 0))
+    return absl::InvalidArgumentError("guidance: guidance_scale ≥ 0, tau > 0, psi_every ≥ 1 and psi_lr ≥ 0 required");
+  auto impl = std::make_unique<Impl>(prior, reward, config);
+  absl::StatusOr<at::Tensor> text = prior.EncodePrompt(prompt);
+  if (!text.ok()) return text.status();
+  impl->text = text->detach();
+  if (config.negative_prompt.empty()) {
+    impl->psi = prior.EmptyContext().detach().clone();
+  } else {
+    absl::StatusOr<at::Tensor> neg = prior.EncodePrompt(config.negative_prompt);
+    if (!neg.ok()) return neg.status();
+    impl->psi = neg->detach().clone();
+  }
+  if (reward != nullptr) {
+    absl::StatusOr<at::Tensor> r = reward->EncodePrompt(prompt);
+    if (!r.ok()) return r.status();
+    impl->reward_text = r->detach();
+  }
+  return std::unique_ptr<Guidance>(new Guidance(std::move(impl)));
+}
+
+at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, int64_t step, at::Generator& generator,
+                          GuidanceStats* stats) {
+  Impl& s = *impl_;
+  const GuidanceConfig& c = s.config;
+  TORCH_CHECK(images.dim() == 4 && images.size(0) == cameras.size(), "guidance: images [B,3,H,W] for B cameras");
+  GuidanceStats local;
+  GuidanceStats& st = stats != nullptr ? *stats : local;
+  st = GuidanceStats{};
+  const int64_t b = images.size(0);
+  const auto dev = images.device();
+  const NoiseSchedule& sched = s.prior.schedule();
+  const int64_t steps = sched.num_steps();
+
+  at::Tensor z = s.prior.Encode(images);
+  // t uniform over the annealed window, one for the whole batch.
+  const double lo = c.t_min.At(step), hi = std::max(lo, c.t_max.At(step));
+  const int64_t t_lo = std::clamp<int64_t>(std::llround(lo * steps), 0, steps - 1);
+  const int64_t t_hi = std::clamp<int64_t>(std::llround(hi * steps), t_lo, steps - 1);
+  const int64_t t_int = t_lo + at::randint(t_hi - t_lo + 1, {1}, generator).item<int64_t>();
+  st.t = t_int;
+  const int draws = TwoNoises(c.method) ? 2 : 1;
+  at::Tensor noise = at::randn({draws * b, z.size(1), z.size(2), z.size(3)}, generator).to(dev, z.scalar_type());
+  at::Tensor t = at::full({draws * b}, t_int, at::TensorOptions().dtype(at::kLong).device(dev));
+  const double w = 1.0 - sched.alphas_cumprod[t_int].item<double>();
+
+  at::Tensor grad;  // G on z, [B,...]
+  at::Tensor z_t, eps_cfg, eps_text;
+  {
+    c10::NoGradGuard no_grad;
+    at::Tensor zd = z.detach();
+    z_t = sched.AddNoise(zd.repeat({draws, 1, 1, 1}), noise, t);
+    std::tie(eps_cfg, eps_text) = s.Predict(z_t, t, cameras);
+    st.prior_calls = 1;
+    if (draws == 1) {
+      grad = w * (eps_cfg - noise);
+    } else {
+      at::Tensor x0 = s.OneStepImages(z_t, eps_cfg, t);
+      at::Tensor r = s.reward->Score(x0, s.reward_text).view({2, b});
+      // win[i]: whether draw 0 wins view i.
+      at::Tensor win;
+      if (c.method == GuidanceMethod::kDreamDpo || c.per_view_winner) {
+        win = r[0] >= r[1];
+      } else {
+        win = (r[0].mean() >= r[1].mean()).expand({b});
+      }
+      at::Tensor winf = PerView(win.to(z.scalar_type()));
+      auto pick = [&](const at::Tensor& v, bool winner) {  // per view, draw of the winner or the loser
+        at::Tensor v0 = v.narrow(0, 0, b), v1 = v.narrow(0, b, b);
+        return winner ? winf * v0 + (1 - winf) * v1 : winf * v1 + (1 - winf) * v0;
+      };
+      at::Tensor r_w = at::where(win, r[0], r[1]), r_l = at::where(win, r[1], r[0]);
+      st.reward_win = r_w.mean().item<double>();
+      st.reward_lose = r_l.mean().item<double>();
+      at::Tensor gap = c.per_view_winner || c.method == GuidanceMethod::kDreamDpo ? r_w - r_l
+                                                                                 : (r_w.mean() - r_l.mean()).expand({b});
+      at::Tensor base = pick(eps_cfg, true) - pick(noise, true);
+      at::Tensor loser_eps = c.loser_uses_cfg && c.method != GuidanceMethod::kDreamDpo ? pick(eps_cfg, false) : pick(eps_text, false);
+      at::Tensor loser = loser_eps - pick(noise, false);
+      if (c.method == GuidanceMethod::kDreamDpo) {
+        // (ε̂ʷ − εʷ) − (ε̂ˡ_text − εˡ), or the winner's term alone when the gap is under β.
+        at::Tensor use_pref = PerView((gap >= c.dpo_beta).to(z.scalar_type()));
+        grad = w * (base - use_pref * loser);
+        st.pref_weight = use_pref.mean().item<double>();
+      } else {
+        at::Tensor sc;
+        switch (c.pref_scale) {
+          case PreferenceScale::kOne: sc = at::ones_like(gap); break;
+          case PreferenceScale::kClip: sc = (gap / c.tau).clamp(0, 1); break;
+          case PreferenceScale::kTanh: sc = at::tanh(gap / c.tau); break;
+        }
+        sc = c.lambda_pref * sc * (gap >= c.pref_gate).to(sc.scalar_type());
+        grad = w * (base + PerView(sc) * (base - loser));
+        st.pref_weight = sc.mean().item<double>();
+      }
+      // ψ follows the reward of the winner's one-step prediction (Proposition 1).
+      if (c.method == GuidanceMethod::kPsd && step >= c.psi_warmup && step % c.psi_every == 0 && t_int <= c.t_feedback) {
+        at::Tensor z_w = pick(z_t, true);
+        st.psi_reward = s.UpdatePsi(z_w, t.narrow(0, 0, b), pick(eps_text, true), cameras);
+        st.psi_updated = true;
+        st.prior_calls = 2;
+      }
+    }
+    grad = grad.nan_to_num(0, 0, 0);
+    if (c.grad_clamp > 0) grad = grad.clamp(-c.grad_clamp, c.grad_clamp);
+  }
+  at::Tensor target = (z - grad).detach();
+  at::Tensor loss = 0.5 * (z - target).pow(2).sum() / static_cast<double>(b);
+  if (c.method == GuidanceMethod::kRewardGradient) {
+    at::Tensor r = s.reward->Score(images, s.reward_text).mean();
+    st.render_reward = r.item<double>();
+    loss = loss - c.reward_weight * r;
+  }
+  return loss;
+}
+
+std::map<std::string, at::Tensor> Guidance::State() const {
+  std::map<std::string, at::Tensor> state = {{"psi", impl_->psi.detach().cpu()},
+                                             {"psi_adam_steps", at::tensor({impl_->adam.steps}, at::kLong)}};
+  if (impl_->adam.m.defined()) {
+    state["psi_adam_m"] = impl_->adam.m.cpu();
+    state["psi_adam_v"] = impl_->adam.v.cpu();
+  }
+  return state;
+}
+
+absl::Status Guidance::LoadState(const std::map<std::string, at::Tensor>& state) {
+  auto it = state.find("psi");
+  if (it == state.end() || it->second.sizes() != impl_->psi.sizes())
+    return absl::InvalidArgumentError("guidance state: 'psi' missing or of the wrong shape");
+  auto steps = state.find("psi_adam_steps");
+  if (steps == state.end() || steps->second.numel() != 1)
+    return absl::InvalidArgumentError("guidance state: 'psi_adam_steps' missing");
+  const auto dev = impl_->psi.device();
+  impl_->psi = it->second.to(dev, impl_->psi.scalar_type()).clone();
+  impl_->adam = PsiAdam{};
+  impl_->adam.steps = steps->second.item<int64_t>();
+  auto m = state.find("psi_adam_m"), v = state.find("psi_adam_v");
+  if (m != state.end() && v != state.end()) {
+    impl_->adam.m = m->second.to(dev).clone();
+    impl_->adam.v = v->second.to(dev).clone();
+  } else if (impl_->adam.steps > 0) {
+    return absl::InvalidArgumentError("guidance state: Adam moments missing after steps");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace psd3d

@@ -1,0 +1,105 @@
+// Score-distillation guidance for the 3D stages (../shared/docs/psd-method.md): turns renders of the
+// current 3D state into a loss whose gradient w.r.t. the renders is the method's guidance. One class
+// for every method so comparisons run the same engine, renders and seeds:
+//   - SDS (DreamFusion): G = w(t)(ε̂ − ε), CFG against a fixed negative context.
+//   - PSD: two noises at one t; the reward of each one-step prediction x̂₀ picks winner and loser;
+//     G = w(t)[(ε̂ʷ − εʷ) + λ·s(Δr)·((ε̂ʷ − εʷ) − (ε̂ˡ − εˡ))]; the learnable negative context ψ (used in
+//     every CFG call) follows the reward of the winner's one-step prediction (Proposition 1).
+//   - PSD without ψ updates (the ablation).
+//   - DreamDPO-style: per-view win mask, G = w(t)[(ε̂ʷ − εʷ) − (ε̂ˡ_text − εˡ)], falling back to the
+//     winner's SDS term when the reward gap is under β.
+//   - Reward gradient (DreamReward/ReFL-style): SDS plus −λ_r·R(render) through the reward's pixel
+//     gradient (the "naive classifier guidance" PSD argues against).
+// All prior calls of a step are one batched PredictNoise call (2 noises × 2 CFG branches × views).
+// w(t) = 1 − ᾱ_t. The loss is ½‖z − sg(z − G)‖²/B, so ∂loss/∂z = G/B.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <ATen/ATen.h>
+
+#include "absl/status/statusor.h"
+#include "worker/guidance/schedule.h"
+#include "worker/models/diffusion_prior.h"
+#include "worker/models/reward_model.h"
+
+namespace psd3d {
+
+enum class GuidanceMethod { kSds, kPsd, kPsdFixedNegative, kDreamDpo, kRewardGradient };
+absl::string_view GuidanceMethodName(GuidanceMethod m);  // "sds", "psd", "psd_fixed_negative", "dreamdpo", "reward_gradient"
+absl::StatusOr<GuidanceMethod> ParseGuidanceMethod(absl::string_view name);
+
+// s(Δr) of the preference term.
+enum class PreferenceScale { kOne, kClip, kTanh };  // 1 | clip(Δr/τ, 0, 1) | tanh(Δr/τ)
+
+struct GuidanceConfig {
+  GuidanceMethod method = GuidanceMethod::kPsd;
+  std::string negative_prompt;  // "" = the empty prompt (ψ starts here)
+  double guidance_scale = 7.5;  // ω of CFG
+  // The timestep window, as fractions of the schedule, annealed over the stage's steps.
+  ScalarSchedule t_min = ScalarSchedule::Constant(0.02);
+  ScalarSchedule t_max = ScalarSchedule::Constant(0.98);
+
+  // PSD.
+  double lambda_pref = 1.0;
+  PreferenceScale pref_scale = PreferenceScale::kTanh;
+  double tau = 1.0;             // typical reward gap of the reward in use
+  double pref_gate = 0.0;       // drop the preference term when Δr < pref_gate
+  bool per_view_winner = false; // false: winner by the mean reward over the views (one object)
+  bool loser_uses_cfg = true;   // false: the loser's text-only prediction
+  // ψ (PSD only): Adam with lr psi_lr every psi_every steps once step ≥ psi_warmup, when t ≤ t_feedback.
+  double psi_lr = 1e-3;
+  int64_t psi_every = 1;
+  int64_t psi_warmup = 0;
+  int64_t t_feedback = 500;
+
+  // DreamDPO: the reward gap under which the winner's SDS term is used alone.
+  double dpo_beta = 0.0;
+  // Reward gradient: weight of −R(render) in the loss.
+  double reward_weight = 1.0;
+  // |G| clamp per element (0: off); NaN/Inf in G are zeroed either way.
+  double grad_clamp = 0.0;
+};
+
+// What one step did, for progress events and tests.
+struct GuidanceStats {
+  int64_t t = 0;
+  double reward_win = 0, reward_lose = 0;  // mean over views of the winner's / loser's x̂₀ rewards
+  double pref_weight = 0;                  // λ·s(Δr) (mean over views)
+  double render_reward = 0;                // reward of the renders (reward-gradient method)
+  bool psi_updated = false;
+  double psi_reward = 0;  // reward of the ψ-update's one-step prediction
+  int64_t prior_calls = 0;  // PredictNoise calls this step (1, or 2 with a ψ update)
+};
+
+class Guidance {
+ public:
+  // The prompt is encoded once (INVALID_ARGUMENT for unreadable prompts). PSD, DreamDPO and the
+  // reward-gradient method need a reward model; SDS ignores it.
+  static absl::StatusOr<std::unique_ptr<Guidance>> Create(DiffusionPrior& prior, RewardModel* reward,
+                                                          const std::string& prompt, const GuidanceConfig& config);
+  ~Guidance();
+
+  // The loss for renders `images` [B,3,H,W] in [0,1] (differentiable w.r.t. the 3D parameters) seen from
+  // `cameras`, at `step` of the stage. Draws t and the noises from `generator` (CPU), so a run is
+  // deterministic under a seed. May update ψ (PSD). `stats` may be null.
+  at::Tensor Loss(const at::Tensor& images, const CameraBatch& cameras, int64_t step, at::Generator& generator,
+                  GuidanceStats* stats = nullptr);
+
+  // ψ [1,L,D] (the negative context every CFG call uses).
+  const at::Tensor& negative_context() const;
+  // Everything a checkpoint needs to resume the same trajectory (ψ and its optimizer state).
+  std::map<std::string, at::Tensor> State() const;
+  absl::Status LoadState(const std::map<std::string, at::Tensor>& state);
+
+  const GuidanceConfig& config() const;
+
+ private:
+  struct Impl;
+  explicit Guidance(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace psd3d
