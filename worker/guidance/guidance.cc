@@ -7,6 +7,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "absl/strings/str_cat.h"
+#include "worker/optim/adam.h"
 
 namespace psd3d {
 namespace {
@@ -20,25 +21,6 @@ bool TwoNoises(GuidanceMethod m) {
 
 // [B] → [B,1,1,1] for per-view weights on latents.
 at::Tensor PerView(const at::Tensor& v) { return v.view({-1, 1, 1, 1}); }
-
-// Adam on the single tensor ψ. Hand-written (a few lines) so that its whole state is three tensors a
-// checkpoint can hold; torch::optim keeps its state keyed by tensor addresses.
-struct PsiAdam {
-  at::Tensor m, v;
-  int64_t steps = 0;
-  void Step(at::Tensor& psi, const at::Tensor& grad, double lr) {
-    constexpr double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    if (!m.defined()) {
-      m = at::zeros_like(psi);
-      v = at::zeros_like(psi);
-    }
-    ++steps;
-    m.mul_(b1).add_(grad, 1 - b1);
-    v.mul_(b2).addcmul_(grad, grad, 1 - b2);
-    const double c1 = 1 - std::pow(b1, steps), c2 = 1 - std::pow(b2, steps);
-    psi.sub_(lr * (m / c1) / ((v / c2).sqrt() + eps));
-  }
-};
 
 }  // namespace
 
@@ -58,7 +40,7 @@ struct Guidance::Impl {
   at::Tensor text;          // y [1,L,D]
   at::Tensor psi;           // ψ [1,L,D]
   at::Tensor reward_text;   // the reward's prompt encoding
-  PsiAdam adam;
+  std::unique_ptr<Adam> adam;  // over ψ alone; Adam(β 0.9/0.999, ε 1e-8)
 
   Impl(DiffusionPrior& p, RewardModel* r, GuidanceConfig c) : prior(p), reward(r), config(std::move(c)) {}
 
@@ -102,7 +84,7 @@ struct Guidance::Impl {
       at::Tensor r = reward->Score(OneStepImages(z_w.detach(), eps, t), reward_text).mean();
       at::Tensor grad_psi = torch::autograd::grad({-r}, {psi_var})[0];
       c10::NoGradGuard no_grad;
-      adam.Step(psi, grad_psi.nan_to_num(0, 0, 0), config.psi_lr);
+      adam->Step({grad_psi.nan_to_num(0, 0, 0)});
       return r.item<double>();
     }
   }
@@ -131,6 +113,7 @@ absl::StatusOr<std::unique_ptr<Guidance>> Guidance::Create(DiffusionPrior& prior
     if (!neg.ok()) return neg.status();
     impl->psi = neg->detach().clone();
   }
+  impl->adam = std::make_unique<Adam>(std::vector<AdamGroup>{{{impl->psi}, config.psi_lr}}, AdamOptions{0.9, 0.999, 1e-8});
   if (reward != nullptr) {
     absl::StatusOr<at::Tensor> r = reward->EncodePrompt(prompt);
     if (!r.ok()) return r.status();
@@ -235,12 +218,8 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
 }
 
 std::map<std::string, at::Tensor> Guidance::State() const {
-  std::map<std::string, at::Tensor> state = {{"psi", impl_->psi.detach().cpu()},
-                                             {"psi_adam_steps", at::tensor({impl_->adam.steps}, at::kLong)}};
-  if (impl_->adam.m.defined()) {
-    state["psi_adam_m"] = impl_->adam.m.cpu();
-    state["psi_adam_v"] = impl_->adam.v.cpu();
-  }
+  std::map<std::string, at::Tensor> state = {{"psi", impl_->psi.detach().cpu()}};
+  for (auto& [k, v] : impl_->adam->State()) state["psi_adam." + k] = v;
   return state;
 }
 
@@ -248,20 +227,13 @@ absl::Status Guidance::LoadState(const std::map<std::string, at::Tensor>& state)
   auto it = state.find("psi");
   if (it == state.end() || it->second.sizes() != impl_->psi.sizes())
     return absl::InvalidArgumentError("guidance state: 'psi' missing or of the wrong shape");
-  auto steps = state.find("psi_adam_steps");
-  if (steps == state.end() || steps->second.numel() != 1)
-    return absl::InvalidArgumentError("guidance state: 'psi_adam_steps' missing");
-  const auto dev = impl_->psi.device();
-  impl_->psi = it->second.to(dev, impl_->psi.scalar_type()).clone();
-  impl_->adam = PsiAdam{};
-  impl_->adam.steps = steps->second.item<int64_t>();
-  auto m = state.find("psi_adam_m"), v = state.find("psi_adam_v");
-  if (m != state.end() && v != state.end()) {
-    impl_->adam.m = m->second.to(dev).clone();
-    impl_->adam.v = v->second.to(dev).clone();
-  } else if (impl_->adam.steps > 0) {
-    return absl::InvalidArgumentError("guidance state: Adam moments missing after steps");
-  }
+  std::map<std::string, at::Tensor> adam;
+  for (const auto& [k, v] : state)
+    if (k.rfind("psi_adam.", 0) == 0) adam[k.substr(9)] = v;
+  if (absl::Status s = impl_->adam->LoadState(adam); !s.ok())
+    return absl::InvalidArgumentError(absl::StrCat("guidance state: ", s.message()));
+  c10::NoGradGuard no_grad;
+  impl_->psi.copy_(it->second);  // in place: the optimizer holds this tensor
   return absl::OkStatus();
 }
 
