@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "tools/tinyworld/command.h"
+#include "tools/tinyworld/pack_loading.h"
 #include "worker/formats/file_io.h"
 #include "worker/formats/png.h"
 #include "worker/models/ddim_sampler.h"
@@ -90,10 +91,7 @@ struct Tally {
 
 std::unique_ptr<TinyReward> MaybeReward(const std::string& key, const at::Device& device) {
   if (!absl::GetFlag(FLAGS_eval_rewards)) return nullptr;
-  absl::StatusOr<std::unique_ptr<TinyReward>> r = TinyReward::Load(absl::GetFlag(FLAGS_pack), key, device);
-  if (r.ok()) return *std::move(r);
-  std::fprintf(stderr, "eval-prior: no %s scores: %s\n", key.c_str(), std::string(r.status().message()).c_str());
-  return nullptr;
+  return LoadOptionalReward(absl::GetFlag(FLAGS_pack), key, device, "eval-prior");
 }
 
 // Samples of `subjects` from the 8 judge cameras each: [8·n,3,S,S] on the prior's device, subject-major.

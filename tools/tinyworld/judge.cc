@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "tools/tinyworld/command.h"
+#include "tools/tinyworld/pack_loading.h"
 #include "worker/formats/safetensors.h"
 #include "worker/tinyworld/tiny_reward.h"
 
@@ -42,14 +43,7 @@ std::vector<std::unique_ptr<TinyReward>> LoadRewards(const at::Device& device) {
   std::vector<std::unique_ptr<TinyReward>> out(2);
   if (!absl::GetFlag(FLAGS_judge_rewards)) return out;
   const char* keys[2] = {"reward", "reward_eval"};
-  for (int i = 0; i < 2; ++i) {
-    absl::StatusOr<std::unique_ptr<TinyReward>> r = TinyReward::Load(absl::GetFlag(FLAGS_pack), keys[i], device);
-    if (r.ok()) {
-      out[i] = *std::move(r);
-    } else {
-      std::fprintf(stderr, "judge: no %s scores: %s\n", keys[i], std::string(r.status().message()).c_str());
-    }
-  }
+  for (int i = 0; i < 2; ++i) out[i] = LoadOptionalReward(absl::GetFlag(FLAGS_pack), keys[i], device, "judge");
   return out;
 }
 

@@ -47,18 +47,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
 #include "tools/tinyworld/command.h"
-#include "tools/tinyworld/plot.h"
-#include "worker/formats/file_io.h"
+#include "tools/tinyworld/training_run.h"
 #include "worker/tinyworld/degrade.h"
 #include "worker/tinyworld/pack.h"
 #include "worker/tinyworld/scene_render.h"
@@ -83,17 +79,9 @@ namespace {
 // Seed streams (PairStreamSeed): data per step, noise per step, initialization, metric batches.
 constexpr uint64_t kDataStream = 11, kNoiseStream = 12, kInitStream = 13, kMetricStream = 14;
 
-struct LogRow {
-  int64_t step;
-  double loss, grad_norm;
-};
-
-// How far a run got; the checkpoint's state.json.
-struct TrainState {
-  int64_t step = 0;
-  double wall_seconds = 0;  // training time over all chunks
-  std::vector<LogRow> log;
-};
+constexpr const char* kLabel = "train-prior";
+// Columns of the loss log (state.json, prior-loss.csv).
+const std::vector<std::string> kLogColumns = {"eps_mse", "grad_norm"};
 
 struct Run {
   std::string arch;
@@ -120,7 +108,7 @@ struct Run {
   }
 };
 
-void Fail(const std::string& what) { std::fprintf(stderr, "train-prior: %s\n", what.c_str()); }
+void Fail(const std::string& what) { PrintFailure(kLabel, what); }
 
 // The network of --prior_arch: the shipped default, or a tiny one for CPU smoke runs; completed with
 // the tokenizer's sizes as TinyPrior::Create does.
@@ -144,9 +132,7 @@ absl::StatusOr<TinyPriorConfig> ArchConfig(const std::string& arch) {
 }
 
 double LearningRate(const Run& run, int64_t step) {
-  if (step < run.warmup) return run.lr * static_cast<double>(step + 1) / run.warmup;
-  const double t = static_cast<double>(step - run.warmup) / std::max<int64_t>(1, run.steps - run.warmup);
-  return run.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * std::min(1.0, t))));
+  return WarmupCosineLr(step, run.warmup, run.steps, run.lr, /*floor_fraction=*/0.1);
 }
 
 double EmaDecay(const Run& run, int64_t step) {
@@ -326,15 +312,6 @@ void UpdateEma(std::vector<at::Tensor>& shadow, const std::vector<at::Tensor>& p
 
 std::string CheckpointDir() { return absl::GetFlag(FLAGS_checkpoint_dir) + "/prior"; }
 
-absl::Status SaveArchive(torch::serialize::OutputArchive& archive, const std::string& path) {
-  const std::string tmp = path + ".tmp";
-  archive.save_to(tmp);
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
-  return absl::OkStatus();
-}
-
 struct Trainables {
   TinyPrior* model;
   TinyPrior* ema;
@@ -342,72 +319,20 @@ struct Trainables {
 };
 
 absl::Status SaveCheckpoint(const Run& run, const TrainState& state, const Trainables& t) {
-  const std::string dir = CheckpointDir();
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
-  torch::serialize::OutputArchive model, ema, optimizer;
-  t.model->module().save(model);
-  t.ema->module().save(ema);
-  t.optimizer->Save(optimizer);
-  const std::initializer_list<std::pair<torch::serialize::OutputArchive*, const char*>> archives = {
-      {&model, "model.pt"}, {&ema, "ema.pt"}, {&optimizer, "optimizer.pt"}};
-  for (const auto& [archive, name] : archives) {
-    if (absl::Status s = SaveArchive(*archive, dir + "/" + name); !s.ok()) return s;
-  }
-  JsonValue j = JsonValue::Object();
-  j.Set("run", run.Identity());
-  j.Set("step", JsonValue::Int(state.step));
-  j.Set("wall_seconds", JsonValue::Double(state.wall_seconds));
-  JsonValue log = JsonValue::Array();
-  for (const LogRow& r : state.log) {
-    JsonValue row = JsonValue::Array();
-    row.Push(JsonValue::Int(r.step));
-    row.Push(JsonValue::Double(r.loss));
-    row.Push(JsonValue::Double(r.grad_norm));
-    log.Push(std::move(row));
-  }
-  j.Set("log", std::move(log));
-  return WriteFileAtomically(dir + "/state.json", j.Dump());  // last: it marks the archives complete
+  return tinyworld::SaveCheckpoint(
+      CheckpointDir(), run.Identity(), state,
+      {{"model.pt", [&](torch::serialize::OutputArchive& a) { t.model->module().save(a); }},
+       {"ema.pt", [&](torch::serialize::OutputArchive& a) { t.ema->module().save(a); }},
+       {"optimizer.pt", [&](torch::serialize::OutputArchive& a) { t.optimizer->Save(a); }}});
 }
 
 // Restores the state, weights, EMA and optimizer when a checkpoint of this run exists; false if none.
 absl::StatusOr<bool> LoadCheckpoint(const Run& run, TrainState* state, const Trainables& t) {
-  const std::string dir = CheckpointDir();
-  absl::StatusOr<std::string> text = ReadFileToString(dir + "/state.json");
-  if (absl::IsNotFound(text.status())) return false;
-  if (!text.ok()) return text.status();
-  absl::StatusOr<JsonValue> j = ParseJson(*text);
-  if (!j.ok()) return j.status();
-  const JsonValue* identity = j->Find("run");
-  if (identity == nullptr || identity->Dump() != run.Identity().Dump()) {
-    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", dir, " belongs to another run (",
-                                                      identity ? identity->Dump() : "?", " vs ", run.Identity().Dump(),
-                                                      "); remove it or use another --checkpoint_dir"));
-  }
-  absl::StatusOr<int64_t> step = JsonInt(*j, "step");
-  absl::StatusOr<double> wall = JsonDouble(*j, "wall_seconds");
-  if (!step.ok()) return step.status();
-  if (!wall.ok()) return wall.status();
-  state->step = *step;
-  state->wall_seconds = *wall;
-  state->log.clear();
-  if (const JsonValue* log = j->Find("log"); log != nullptr && log->is_array()) {
-    for (const JsonValue& row : log->items()) {
-      if (!row.is_array() || row.items().size() != 3) continue;
-      state->log.push_back({static_cast<int64_t>(row.items()[0].AsDouble().value_or(0)),
-                            row.items()[1].AsDouble().value_or(NAN), row.items()[2].AsDouble().value_or(NAN)});
-    }
-  }
-  const at::Device device = t.model->device();
-  torch::serialize::InputArchive model, ema, optimizer;
-  model.load_from(dir + "/model.pt", device);
-  t.model->module().load(model);
-  ema.load_from(dir + "/ema.pt", device);
-  t.ema->module().load(ema);
-  optimizer.load_from(dir + "/optimizer.pt", device);
-  t.optimizer->Load(optimizer);
-  return true;
+  return tinyworld::LoadCheckpoint(
+      CheckpointDir(), run.Identity(), t.model->device(), state,
+      {{"model.pt", [&](torch::serialize::InputArchive& a) { t.model->module().load(a); }},
+       {"ema.pt", [&](torch::serialize::InputArchive& a) { t.ema->module().load(a); }},
+       {"optimizer.pt", [&](torch::serialize::InputArchive& a) { t.optimizer->Load(a); }}});
 }
 
 // --- outputs -------------------------------------------------------------------------------------
@@ -447,37 +372,22 @@ JsonValue Metrics(TinyPrior& shipped, const Run& run) {
 }
 
 absl::Status WriteLossFiles(const Run& run, const TrainState& state) {
-  const std::string dir = absl::GetFlag(FLAGS_out);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
-  std::string csv = "step,eps_mse,grad_norm\n";
-  std::vector<std::pair<double, double>> loss, grad;
-  for (const LogRow& r : state.log) {
-    absl::StrAppendFormat(&csv, "%d,%.6f,%.6f\n", r.step, r.loss, r.grad_norm);
-    loss.emplace_back(r.step, r.loss);
-    grad.emplace_back(r.step, r.grad_norm);
-  }
-  if (absl::Status s = WriteFileAtomically(dir + "/prior-loss.csv", csv); !s.ok()) return s;
-  if (loss.empty()) return absl::OkStatus();
-  return WriteLossPlot(dir + "/prior-loss.png",
-                       {{absl::StrCat("eps MSE (mean of ", absl::GetFlag(FLAGS_prior_log_every), " steps)"), loss},
-                        {"gradient norm (before clipping)", grad}},
-                       absl::StrCat("tiny prior (", run.arch, ", batch ", run.batch, ")"), "step", "loss / norm",
-                       /*log_y=*/true);
+  return WriteTrainingLog(
+      state.log, absl::GetFlag(FLAGS_out), "prior-loss",
+      {state.log.Series(absl::StrCat("eps MSE (mean of ", absl::GetFlag(FLAGS_prior_log_every), " steps)"), 0),
+       state.log.Series("gradient norm (before clipping)", 1)},
+      absl::StrCat("tiny prior (", run.arch, ", batch ", run.batch, ")"), "loss / norm");
 }
 
 JsonValue TrainingJson(const Run& run, const TrainState& state, const at::Device& device) {
   JsonValue t = run.Identity();
   t.Set("init_seed", JsonValue::Uint(PairStreamSeed(run.seed, kInitStream, 0)));
   t.Set("images_seen", JsonValue::Int(state.step * run.batch));
-  t.Set("wall_seconds", JsonValue::Double(state.wall_seconds));
-  t.Set("steps_per_second", JsonValue::Double(state.wall_seconds > 0 ? state.step / state.wall_seconds : 0));
-  t.Set("device", JsonValue::String(device.str()));
+  SetTimingJson(t, state, device);
   t.Set("optimizer", JsonValue::String("AdamW, linear warm-up, cosine decay to 10%, global-norm clipping"));
   t.Set("weights", JsonValue::String("EMA"));
   t.Set("data", JsonValue::String("42 seen subjects x 4 templates, random yaw and world camera, rendered per step"));
-  if (!state.log.empty()) t.Set("final_loss", JsonValue::Double(state.log.back().loss));
+  if (!state.log.empty()) t.Set("final_loss", JsonValue::Double(state.log.Last(0)));
   return t;
 }
 
@@ -515,11 +425,7 @@ int TrainPrior() {
   }
   const Run& run = *parsed;
   const at::Device device = FlagDevice();
-  if (device.is_cuda()) {
-    at::globalContext().setAllowTF32CuBLAS(true);
-    at::globalContext().setAllowTF32CuDNN(true);
-    at::globalContext().setBenchmarkCuDNN(true);
-  }
+  EnableFastCudaMath(device);
   const uint64_t init_seed = PairStreamSeed(run.seed, kInitStream, 0);
   absl::StatusOr<std::unique_ptr<TinyPrior>> model = TinyPrior::Create(run.config, device, init_seed);
   absl::StatusOr<std::unique_ptr<TinyPrior>> ema = TinyPrior::Create(run.config, device, init_seed);
@@ -531,7 +437,7 @@ int TrainPrior() {
   std::vector<at::Tensor> params = (*model)->module().parameters(), shadow = (*ema)->module().parameters();
   FlatAdamW optimizer(params, run.weight_decay);
   const Trainables trainables{model->get(), ema->get(), &optimizer};
-  TrainState state;
+  TrainState state(kLogColumns);
   absl::StatusOr<bool> resumed = LoadCheckpoint(run, &state, trainables);
   if (!resumed.ok()) {
     Fail(std::string(resumed.status().message()));
@@ -550,26 +456,18 @@ int TrainPrior() {
   std::fflush(stdout);
 
   const int64_t log_every = std::max<int64_t>(1, absl::GetFlag(FLAGS_prior_log_every));
-  const absl::Time chunk_start = absl::Now();
-  const double wall_before = state.wall_seconds;
-  absl::Time last_checkpoint = chunk_start, window_start = chunk_start;
+  ChunkClock clock(state.wall_seconds, absl::GetFlag(FLAGS_time_budget), absl::GetFlag(FLAGS_prior_checkpoint_every));
   auto checkpoint = [&]() -> bool {
-    state.wall_seconds = wall_before + absl::ToDoubleSeconds(absl::Now() - chunk_start);
+    state.wall_seconds = clock.WallSeconds();
     absl::Status s = SaveCheckpoint(run, state, trainables);
     if (!s.ok()) Fail(absl::StrCat("checkpoint: ", s.message()));
-    last_checkpoint = absl::Now();
+    clock.MarkCheckpoint();
     return s.ok();
   };
 
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().device(device)), norm_sum = at::zeros_like(loss_sum);
   int64_t window = 0;
   while (state.step < run.steps) {
-    if (absl::Now() - chunk_start > absl::GetFlag(FLAGS_time_budget)) {
-      if (!checkpoint()) return 1;
-      std::printf("train-prior: time budget reached at step %lld; run the same command to resume\n",
-                  static_cast<long long>(state.step));
-      return kExitResume;
-    }
     const uint64_t step = static_cast<uint64_t>(state.step);
     const Batch batch =
         MakeBatch(**model, *table, run.batch, run.cfg_dropout, PairStreamSeed(run.seed, kDataStream, step),
@@ -586,27 +484,23 @@ int TrainPrior() {
 
     if (state.step % log_every == 0 || state.step == run.steps) {
       const double l = loss_sum.item<double>() / window, g = norm_sum.item<double>() / window;
-      const absl::Time now = absl::Now();
-      state.log.push_back({state.step, l, g});
+      state.log.Add(state.step, {l, g});
       std::printf("train-prior: step %lld/%lld loss %.4f grad-norm %.3f lr %.2e %.2f steps/s elapsed %.0f s\n",
                   static_cast<long long>(state.step), static_cast<long long>(run.steps), l, g, lr,
-                  window / std::max(1e-9, absl::ToDoubleSeconds(now - window_start)),
-                  wall_before + absl::ToDoubleSeconds(now - chunk_start));
+                  clock.EndWindow(window), clock.WallSeconds());
       std::fflush(stdout);
       loss_sum.zero_();
       norm_sum.zero_();
       window = 0;
-      window_start = now;
     }
-    if (absl::Now() - last_checkpoint > absl::GetFlag(FLAGS_prior_checkpoint_every) && !checkpoint()) return 1;
+    // Every chunk makes progress: the budget is checked after a step.
+    if (state.step < run.steps && clock.BudgetSpent()) return checkpoint() ? StopForBudget(kLabel, state.step) : 1;
+    if (clock.CheckpointDue() && !checkpoint()) return 1;
   }
   if (!checkpoint()) return 1;  // a rerun of a finished run only re-exports
 
   // What ships: the EMA weights in F16, measured as they are.
-  {
-    c10::NoGradGuard no_grad;
-    for (at::Tensor& p : shadow) p.copy_(p.to(at::kHalf).to(at::kFloat));
-  }
+  RoundToHalf(shadow);
   const JsonValue metrics = Metrics(**ema, run);
   const std::string pack = absl::GetFlag(FLAGS_pack);
   if (absl::Status s = (*ema)->Save(pack, TrainingJson(run, state, device), metrics); !s.ok()) {

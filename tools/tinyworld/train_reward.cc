@@ -41,16 +41,11 @@
 
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
 #include "tools/tinyworld/command.h"
-#include "tools/tinyworld/plot.h"
-#include "worker/formats/file_io.h"
+#include "tools/tinyworld/training_run.h"
 #include "worker/tinyworld/pack.h"
 #include "worker/tinyworld/tiny_reward.h"
 
@@ -75,17 +70,8 @@ namespace {
 // Pair streams (PairStreamSeed): eval-reward uses its own (see eval_reward.cc).
 constexpr uint64_t kTrainStream = 1, kInitStream = 2, kMetricStream = 3;
 
-struct LogRow {
-  int64_t step;
-  double loss, accuracy;
-};
-
-// What a run is and how far it got; the checkpoint's state.json.
-struct TrainState {
-  int64_t step = 0;
-  double wall_seconds = 0;  // training time over all chunks
-  std::vector<LogRow> log;
-};
+// Columns of the loss log (state.json, <key>-loss.csv).
+const std::vector<std::string> kLogColumns = {"loss", "pair_accuracy"};
 
 struct Run {
   std::string key;
@@ -111,87 +97,29 @@ struct Run {
 };
 
 double LearningRate(const Run& run, int64_t step) {
-  if (step < run.warmup) return run.lr * (step + 1) / run.warmup;
-  const double t = static_cast<double>(step - run.warmup) / std::max<int64_t>(1, run.steps - run.warmup);
-  return run.lr * (0.05 + 0.95 * 0.5 * (1 + std::cos(M_PI * std::min(1.0, t))));
+  return WarmupCosineLr(step, run.warmup, run.steps, run.lr, /*floor_fraction=*/0.05);
 }
 
-void Fail(const std::string& what) { std::fprintf(stderr, "train-reward: %s\n", what.c_str()); }
+void Fail(const std::string& what) { PrintFailure("train-reward", what); }
 
 // --- checkpoints ---------------------------------------------------------------------------------
 
 std::string CheckpointDir(const Run& run) { return absl::GetFlag(FLAGS_checkpoint_dir) + "/" + run.key; }
 
-template <typename Saveable>
-absl::Status SaveArchive(const Saveable& object, const std::string& path) {
-  torch::serialize::OutputArchive archive;
-  object.save(archive);
-  const std::string tmp = path + ".tmp";
-  archive.save_to(tmp);
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
-  return absl::OkStatus();
-}
-
 absl::Status SaveCheckpoint(const Run& run, const TrainState& state, const RewardNet& net,
                             const torch::optim::AdamW& optimizer) {
-  const std::string dir = CheckpointDir(run);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
-  if (absl::Status s = SaveArchive(net.module(), dir + "/model.pt"); !s.ok()) return s;
-  if (absl::Status s = SaveArchive(optimizer, dir + "/optimizer.pt"); !s.ok()) return s;
-  JsonValue j = JsonValue::Object();
-  j.Set("run", run.Identity());
-  j.Set("step", JsonValue::Int(state.step));
-  j.Set("wall_seconds", JsonValue::Double(state.wall_seconds));
-  JsonValue log = JsonValue::Array();
-  for (const LogRow& r : state.log) {
-    JsonValue row = JsonValue::Array();
-    row.Push(JsonValue::Int(r.step));
-    row.Push(JsonValue::Double(r.loss));
-    row.Push(JsonValue::Double(r.accuracy));
-    log.Push(std::move(row));
-  }
-  j.Set("log", std::move(log));
-  return WriteFileAtomically(dir + "/state.json", j.Dump());  // last: it marks the archives complete
+  return tinyworld::SaveCheckpoint(
+      CheckpointDir(run), run.Identity(), state,
+      {{"model.pt", [&](torch::serialize::OutputArchive& a) { net.module().save(a); }},
+       {"optimizer.pt", [&](torch::serialize::OutputArchive& a) { optimizer.save(a); }}});
 }
 
 // Restores `state`, the weights and the optimizer when a checkpoint of this run exists; false if none.
 absl::StatusOr<bool> LoadCheckpoint(const Run& run, TrainState* state, RewardNet* net, torch::optim::AdamW* optimizer) {
-  const std::string dir = CheckpointDir(run);
-  absl::StatusOr<std::string> text = ReadFileToString(dir + "/state.json");
-  if (absl::IsNotFound(text.status())) return false;
-  if (!text.ok()) return text.status();
-  absl::StatusOr<JsonValue> j = ParseJson(*text);
-  if (!j.ok()) return j.status();
-  const JsonValue* identity = j->Find("run");
-  if (identity == nullptr || identity->Dump() != run.Identity().Dump())
-    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", dir, " belongs to another run (",
-                                                      identity ? identity->Dump() : "?", " vs ", run.Identity().Dump(),
-                                                      "); remove it or use another --checkpoint_dir"));
-  absl::StatusOr<int64_t> step = JsonInt(*j, "step");
-  absl::StatusOr<double> wall = JsonDouble(*j, "wall_seconds");
-  if (!step.ok()) return step.status();
-  if (!wall.ok()) return wall.status();
-  state->step = *step;
-  state->wall_seconds = *wall;
-  state->log.clear();
-  if (const JsonValue* log = j->Find("log"); log != nullptr && log->is_array()) {
-    for (const JsonValue& row : log->items()) {
-      if (!row.is_array() || row.items().size() != 3) continue;
-      state->log.push_back({static_cast<int64_t>(*row.items()[0].AsDouble()), *row.items()[1].AsDouble(),
-                            *row.items()[2].AsDouble()});
-    }
-  }
-  const at::Device device = net->device();
-  torch::serialize::InputArchive model_archive, optimizer_archive;
-  model_archive.load_from(dir + "/model.pt", device);
-  net->module().load(model_archive);
-  optimizer_archive.load_from(dir + "/optimizer.pt", device);
-  optimizer->load(optimizer_archive);
-  return true;
+  return tinyworld::LoadCheckpoint(
+      CheckpointDir(run), run.Identity(), net->device(), state,
+      {{"model.pt", [&](torch::serialize::InputArchive& a) { net->module().load(a); }},
+       {"optimizer.pt", [&](torch::serialize::InputArchive& a) { optimizer->load(a); }}});
 }
 
 // --- outputs -------------------------------------------------------------------------------------
@@ -227,34 +155,20 @@ JsonValue AccuracyMetrics(const TinyReward& reward, const Run& run, int64_t tota
 }
 
 absl::Status WriteLossFiles(const Run& run, const TrainState& state) {
-  const std::string dir = absl::GetFlag(FLAGS_out);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
-  std::string csv = "step,loss,pair_accuracy\n";
-  std::vector<std::pair<double, double>> loss, error;
-  for (const LogRow& r : state.log) {
-    absl::StrAppendFormat(&csv, "%d,%.6f,%.6f\n", r.step, r.loss, r.accuracy);
-    loss.emplace_back(r.step, r.loss);
-    error.emplace_back(r.step, 1 - r.accuracy);
-  }
-  const std::string base = dir + "/" + run.key + "-loss";
-  if (absl::Status s = WriteFileAtomically(base + ".csv", csv); !s.ok()) return s;
-  if (loss.empty()) return absl::OkStatus();
-  return WriteLossPlot(base + ".png", {{"Bradley-Terry loss", loss}, {"training pair error (1 - accuracy)", error}},
-                       absl::StrCat("tiny ", run.key, " (width ", run.config.width, ", batch ", run.batch, ")"), "step",
-                       "loss / error", /*log_y=*/true);
+  return WriteTrainingLog(state.log, absl::GetFlag(FLAGS_out), run.key + "-loss",
+                          {state.log.Series("Bradley-Terry loss", 0),
+                           state.log.Series("training pair error (1 - accuracy)", 1, [](double a) { return 1 - a; })},
+                          absl::StrCat("tiny ", run.key, " (width ", run.config.width, ", batch ", run.batch, ")"),
+                          "loss / error");
 }
 
 JsonValue TrainingJson(const Run& run, const TrainState& state, const at::Device& device) {
   JsonValue t = run.Identity();
   t.Set("init_seed", JsonValue::Uint(PairStreamSeed(run.seed, kInitStream, 0)));
   t.Set("pairs_seen", JsonValue::Int(state.step * run.batch));
-  t.Set("wall_seconds", JsonValue::Double(state.wall_seconds));
-  t.Set("steps_per_second", JsonValue::Double(state.wall_seconds > 0 ? state.step / state.wall_seconds : 0));
-  t.Set("device", JsonValue::String(device.str()));
+  SetTimingJson(t, state, device);
   t.Set("optimizer", JsonValue::String("AdamW, linear warm-up, cosine decay to 5%"));
-  if (!state.log.empty()) t.Set("final_loss", JsonValue::Double(state.log.back().loss));
+  if (!state.log.empty()) t.Set("final_loss", JsonValue::Double(state.log.Last(0)));
   return t;
 }
 
@@ -284,11 +198,7 @@ int TrainReward() {
   }
   const int64_t log_every = std::max<int64_t>(1, absl::GetFlag(FLAGS_reward_log_every));
   const at::Device device = FlagDevice();
-  if (device.is_cuda()) {
-    at::globalContext().setAllowTF32CuBLAS(true);
-    at::globalContext().setAllowTF32CuDNN(true);
-    at::globalContext().setBenchmarkCuDNN(true);
-  }
+  EnableFastCudaMath(device);
 
   absl::StatusOr<std::unique_ptr<TinyReward>> reward =
       TinyReward::Create(run.config, device, PairStreamSeed(run.seed, kInitStream, 0));
@@ -298,7 +208,7 @@ int TrainReward() {
   }
   RewardNet& net = (*reward)->net();
   torch::optim::AdamW optimizer(net.parameters(), torch::optim::AdamWOptions(run.lr).weight_decay(run.weight_decay));
-  TrainState state;
+  TrainState state(kLogColumns);
   absl::StatusOr<bool> resumed = LoadCheckpoint(run, &state, &net, &optimizer);
   if (!resumed.ok()) {
     Fail(std::string(resumed.status().message()));
@@ -312,14 +222,12 @@ int TrainReward() {
 
   PairOptions pair_options;
   pair_options.graded_fraction = run.graded_fraction;
-  const absl::Time chunk_start = absl::Now();
-  const double wall_before = state.wall_seconds;
-  absl::Time last_checkpoint = chunk_start, window_start = chunk_start;
+  ChunkClock clock(state.wall_seconds, absl::GetFlag(FLAGS_time_budget), absl::GetFlag(FLAGS_reward_checkpoint_every));
   auto checkpoint = [&]() -> bool {
-    state.wall_seconds = wall_before + absl::ToDoubleSeconds(absl::Now() - chunk_start);
+    state.wall_seconds = clock.WallSeconds();
     absl::Status s = SaveCheckpoint(run, state, net, optimizer);
     if (!s.ok()) Fail(absl::StrCat("checkpoint: ", s.message()));
-    last_checkpoint = absl::Now();
+    clock.MarkCheckpoint();
     return s.ok();
   };
 
@@ -345,34 +253,25 @@ int TrainReward() {
 
     if (state.step % log_every == 0 || state.step == run.steps) {
       const double l = loss_sum.item<double>() / window, a = right_sum.item<double>() / window;
-      const absl::Time now = absl::Now();
-      state.log.push_back({state.step, l, a});
+      state.log.Add(state.step, {l, a});
       std::printf("train-reward %s: step %lld/%lld loss %.4f pair-acc %.4f lr %.2e %.2f steps/s elapsed %.0f s\n",
                   run.key.c_str(), static_cast<long long>(state.step), static_cast<long long>(run.steps), l, a, lr,
-                  window / std::max(1e-9, absl::ToDoubleSeconds(now - window_start)),
-                  wall_before + absl::ToDoubleSeconds(now - chunk_start));
+                  clock.EndWindow(window), clock.WallSeconds());
       std::fflush(stdout);
       loss_sum.zero_();
       right_sum.zero_();
       window = 0;
-      window_start = now;
     }
     // Every chunk makes progress: the budget is checked after a step.
-    if (state.step < run.steps && absl::Now() - chunk_start > absl::GetFlag(FLAGS_time_budget)) {
-      if (!checkpoint()) return 1;
-      std::printf("train-reward %s: time budget reached at step %lld; run the same command to resume\n",
-                  run.key.c_str(), static_cast<long long>(state.step));
-      return kExitResume;
+    if (state.step < run.steps && clock.BudgetSpent()) {
+      return checkpoint() ? StopForBudget("train-reward " + run.key, state.step) : 1;
     }
-    if (absl::Now() - last_checkpoint > absl::GetFlag(FLAGS_reward_checkpoint_every) && !checkpoint()) return 1;
+    if (clock.CheckpointDue() && !checkpoint()) return 1;
   }
   if (!checkpoint()) return 1;  // a rerun of a finished run only re-exports
 
   // What ships: F16 weights, scored as they are.
-  {
-    c10::NoGradGuard no_grad;
-    for (at::Tensor& p : net.parameters()) p.copy_(p.to(at::kHalf).to(at::kFloat));
-  }
+  RoundToHalf(net.parameters());
   net.Freeze();
   const JsonValue metrics = AccuracyMetrics(**reward, run, absl::GetFlag(FLAGS_reward_metric_pairs));
   const std::string pack = absl::GetFlag(FLAGS_pack);

@@ -1,10 +1,8 @@
 #include "worker/tinyworld/text_encoder.h"
 
-#include <cmath>
 #include <string>
 #include <vector>
 
-#include <c10/core/GradMode.h>
 #include <torch/nn.h>
 
 #include "absl/strings/str_cat.h"
@@ -25,8 +23,7 @@ struct EncoderLayer : torch::nn::Module {
   }
 
   at::Tensor forward(const at::Tensor& x) {
-    std::vector<at::Tensor> qkv_parts = qkv->forward(norm1->forward(x)).chunk(3, -1);
-    at::Tensor h = x + proj->forward(MultiHeadAttention(qkv_parts[0], qkv_parts[1], qkv_parts[2], heads));
+    at::Tensor h = x + proj->forward(SelfAttention(qkv->forward(norm1->forward(x)), heads));
     return h + fc2->forward(at::gelu(fc1->forward(norm2->forward(h))));
   }
 
@@ -122,37 +119,5 @@ at::Tensor TextEncoder::Forward(const at::Tensor& ids) const {
 }
 
 std::shared_ptr<torch::nn::Module> TextEncoder::module() const { return impl_; }
-
-void InitWeights(torch::nn::Module& module, uint64_t seed) {
-  c10::NoGradGuard no_grad;
-  at::Generator generator = at::detail::createCPUGenerator(seed);
-  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
-    const std::string& name = item.key();
-    at::Tensor p = item.value();
-    at::Tensor value;
-    if (p.dim() >= 2) {
-      const double bound = 1.0 / std::sqrt(static_cast<double>(p.numel() / p.size(0)));
-      value = at::empty(p.sizes(), at::kFloat).uniform_(-bound, bound, generator);
-    } else if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0) {
-      value = at::zeros(p.sizes(), at::kFloat);
-    } else {
-      value = at::ones(p.sizes(), at::kFloat);
-    }
-    p.copy_(value);
-  }
-}
-
-at::Tensor MultiHeadAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads) {
-  TORCH_CHECK(q.dim() == 3 && k.dim() == 3 && v.sizes() == k.sizes(), "MultiHeadAttention: q [B,N,C], k = v [B,M,C]");
-  const int64_t batch = q.size(0), n = q.size(1), channels = q.size(2);
-  TORCH_CHECK(k.size(2) == channels && channels % heads == 0, "MultiHeadAttention: channels ", channels,
-              " must match k and split into ", heads, " heads");
-  TORCH_CHECK(k.size(0) == batch || k.size(0) == 1, "MultiHeadAttention: k batch must be ", batch, " or 1");
-  const int64_t d = channels / heads;
-  auto split = [&](const at::Tensor& x) { return x.reshape({x.size(0), x.size(1), heads, d}).permute({0, 2, 1, 3}); };
-  at::Tensor scores = at::matmul(split(q) * (1.0 / std::sqrt(static_cast<double>(d))), split(k).transpose(-2, -1));
-  at::Tensor out = at::matmul(at::softmax(scores, -1), split(v));  // [B,h,N,d]
-  return out.permute({0, 2, 1, 3}).reshape({batch, n, channels});
-}
 
 }  // namespace psd3d::tinyworld

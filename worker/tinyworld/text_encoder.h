@@ -10,9 +10,9 @@
 // carries a summary of the prompt, and the UNet attends to all L positions, so ψ has the same shape as
 // any prompt's context.
 //
-// The torch::nn module lives behind a pointer (pimpl) so this header needs only ATen. This header also
-// holds two building blocks shared with the UNet: a deterministic weight init and plain multi-head
-// attention (matmul + softmax, no fused kernels, so LibTorch 1.13 and 2.x compute the same thing).
+// The torch::nn module lives behind a pointer (pimpl) so this header needs only ATen. Its building
+// blocks (InitWeights, MultiHeadAttention) live in nn_blocks.h, shared with the UNet; this header
+// includes it for the callers that seed or probe an encoder.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "worker/formats/json_lite.h"
+#include "worker/tinyworld/nn_blocks.h"
 
 namespace torch::nn {
 class Module;
@@ -68,15 +69,5 @@ class TextEncoder {
   TextEncoderConfig config_;
   std::shared_ptr<Impl> impl_;
 };
-
-// Deterministic init of every parameter of `module` (in named_parameters() order) from a CPU generator
-// seeded with `seed`, whatever device it is on: tensors of ≥ 2 dims uniform in ±1/√fan_in (PyTorch's
-// Linear/Conv default bound), 1-dim "…bias" zero, other 1-dim tensors (norm scales) one. Callers zero
-// the output layers of residual branches afterwards where they want an identity start.
-void InitWeights(torch::nn::Module& module, uint64_t seed);
-
-// Multi-head attention softmax(q·kᵀ/√d)·v: q [B,N,C], k and v [B or 1, M, C] (a batch of 1 is shared
-// by all B, e.g. one prompt's context) → [B,N,C], C split into `heads` heads.
-at::Tensor MultiHeadAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads);
 
 }  // namespace psd3d::tinyworld

@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "worker/tinyworld/pack.h"
-#include "worker/tinyworld/text_encoder.h"
+#include "worker/tinyworld/nn_blocks.h"
 
 namespace psd3d::tinyworld {
 namespace {
@@ -78,8 +78,7 @@ struct AttentionBlock : nn::Module {
     const at::IntArrayRef shape = x.sizes();
     at::Tensor tokens = ToTokens(x);
     if (self_qkv) {
-      std::vector<at::Tensor> qkv = self_qkv->forward(ToTokens(self_norm->forward(x))).chunk(3, -1);
-      tokens = tokens + self_out->forward(MultiHeadAttention(qkv[0], qkv[1], qkv[2], heads));
+      tokens = tokens + self_out->forward(SelfAttention(self_qkv->forward(ToTokens(self_norm->forward(x))), heads));
     }
     if (cross_q) {
       at::Tensor q = cross_q->forward(ToTokens(cross_norm->forward(FromTokens(tokens, shape))));

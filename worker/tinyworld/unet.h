@@ -57,7 +57,7 @@ absl::StatusOr<UNetConfig> UNetConfigFromJson(const JsonValue& json);
 
 class UNet {
  public:
-  // Weights drawn by InitWeights(seed) (text_encoder.h) on CPU, residual outputs zeroed, then moved to
+  // Weights drawn by InitWeights(seed) (nn_blocks.h) on CPU, residual outputs zeroed, then moved to
   // `device`. TORCH_CHECKs the config.
   UNet(const UNetConfig& config, uint64_t seed, const at::Device& device = at::kCPU);
   ~UNet();
