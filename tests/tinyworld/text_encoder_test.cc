@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "worker/tinyworld/nn_blocks.h"
+
 #include <cmath>
 
 #include <torch/nn/module.h>

@@ -76,7 +76,7 @@ TEST_F(TinyPack, RewardPrefersCorrectRendersOverWrongColorAndFloaters) {
   std::vector<Scene> scenes = {SubjectScene(subject, 0.2f),
                                SubjectScene({Color::kBlue, Shape::kTorus}, 0.2f),
                                DegradedScene(subject, 0.2f, Degradation::kFloaters, 0.6f, noise, eye)};
-  at::Tensor images = RenderScenes(scenes, WorldCameras(cams.elevation.repeat({3}), cams.azimuth.repeat({3})));
+  at::Tensor images = RenderScenes(scenes, cams.repeat(3));
   auto prompt = reward_->EncodePrompt(MakePrompt(subject));
   ASSERT_TRUE(prompt.ok());
   at::Tensor s1 = reward_->Score(images, *prompt), s2 = reward_->Score(images, *prompt);

@@ -49,24 +49,9 @@ struct Guidance::Impl {
   std::pair<at::Tensor, at::Tensor> Predict(const at::Tensor& z_t, const at::Tensor& t, const CameraBatch& cams) {
     const int64_t n = z_t.size(0);
     at::Tensor ctx = at::cat({text.expand({n, -1, -1}), psi.expand({n, -1, -1})}, 0);
-    at::Tensor eps = prior.PredictNoise(at::cat({z_t, z_t}, 0), at::cat({t, t}, 0), ctx, Repeat(cams, 2 * n / cams.size()));
+    at::Tensor eps = prior.PredictNoise(at::cat({z_t, z_t}, 0), at::cat({t, t}, 0), ctx, cams.repeat(2 * n / cams.size()));
     at::Tensor eps_y = eps.narrow(0, 0, n), eps_neg = eps.narrow(0, n, n);
     return {eps_neg + config.guidance_scale * (eps_y - eps_neg), eps_y};
-  }
-
-  static CameraBatch Repeat(const CameraBatch& c, int64_t times) {
-    if (times == 1) return c;
-    CameraBatch r;
-    r.c2w = c.c2w.repeat({times, 1, 1});
-    r.w2c = c.w2c.repeat({times, 1, 1});
-    r.proj = c.proj.repeat({times, 1, 1});
-    r.mvp = c.mvp.repeat({times, 1, 1});
-    r.position = c.position.repeat({times, 1});
-    r.elevation = c.elevation.repeat({times});
-    r.azimuth = c.azimuth.repeat({times});
-    r.distance = c.distance.repeat({times});
-    r.fovy = c.fovy.repeat({times});
-    return r;
   }
 
   at::Tensor OneStepImages(const at::Tensor& z_t, const at::Tensor& eps, const at::Tensor& t) {
@@ -173,18 +158,17 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
         return winner ? winf * v0 + (1 - winf) * v1 : winf * v1 + (1 - winf) * v0;
       };
       at::Tensor r_w = at::where(win, r[0], r[1]), r_l = at::where(win, r[1], r[0]);
-      st.reward_win = r_w.mean().item<double>();
-      st.reward_lose = r_l.mean().item<double>();
       at::Tensor gap = c.per_view_winner || c.method == GuidanceMethod::kDreamDpo ? r_w - r_l
                                                                                  : (r_w.mean() - r_l.mean()).expand({b});
       at::Tensor base = pick(eps_cfg, true) - pick(noise, true);
+      at::Tensor pref_mean;  // mean λ·s(Δr) (PSD) or share of views using the preference (DreamDPO)
       at::Tensor loser_eps = c.loser_uses_cfg && c.method != GuidanceMethod::kDreamDpo ? pick(eps_cfg, false) : pick(eps_text, false);
       at::Tensor loser = loser_eps - pick(noise, false);
       if (c.method == GuidanceMethod::kDreamDpo) {
         // (ε̂ʷ − εʷ) − (ε̂ˡ_text − εˡ), or the winner's term alone when the gap is under β.
         at::Tensor use_pref = PerView((gap >= c.dpo_beta).to(z.scalar_type()));
         grad = w * (base - use_pref * loser);
-        st.pref_weight = use_pref.mean().item<double>();
+        pref_mean = use_pref.mean();
       } else {
         at::Tensor sc;
         switch (c.pref_scale) {
@@ -194,8 +178,13 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
         }
         sc = c.lambda_pref * sc * (gap >= c.pref_gate).to(sc.scalar_type());
         grad = w * (base + PerView(sc) * (base - loser));
-        st.pref_weight = sc.mean().item<double>();
+        pref_mean = sc.mean();
       }
+      // The step's statistics in one device-to-host copy.
+      const at::Tensor host = at::stack({r_w.mean(), r_l.mean(), pref_mean.to(r_w.scalar_type())}).to(at::kCPU, at::kDouble);
+      st.reward_win = host[0].item<double>();
+      st.reward_lose = host[1].item<double>();
+      st.pref_weight = host[2].item<double>();
       // ψ follows the reward of the winner's one-step prediction (Proposition 1).
       if (c.method == GuidanceMethod::kPsd && step >= c.psi_warmup && step % c.psi_every == 0 && t_int <= c.t_feedback) {
         at::Tensor z_w = pick(z_t, true);

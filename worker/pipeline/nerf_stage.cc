@@ -1,6 +1,7 @@
 #include "worker/pipeline/nerf_stage.h"
 
 #include <chrono>
+#include <cmath>
 #include <vector>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -30,12 +31,6 @@ at::Tensor RenderField(const NerfField& field, const CameraBatch& cams, int64_t 
 at::Tensor Resize(const at::Tensor& images, int64_t size) {
   if (images.size(-1) == size) return images;
   return at::upsample_bilinear2d(images, std::vector<int64_t>{size, size}, /*align_corners=*/false);
-}
-
-bool AllFinite(const std::vector<at::Tensor>& ts) {
-  for (const at::Tensor& t : ts)
-    if (t.grad().defined() && !t.grad().isfinite().all().item<bool>()) return false;
-  return true;
 }
 
 }  // namespace
@@ -105,14 +100,18 @@ absl::StatusOr<StageStepReport> NerfStage::Step() {
                                   &opacity);
   at::Tensor loss = s.guidance->Loss(Resize(images, s.prior.image_size()), cams, s.step, s.generator, &report.guidance);
   if (s.config.sparsity_weight > 0) loss = loss + s.config.sparsity_weight * opacity.mean();
-  report.loss = loss.item<double>();
-  const std::vector<at::Tensor> params = s.Params();
-  s.adam->ZeroGrad();
-  if (!std::isfinite(report.loss))
-    return absl::FailedPreconditionError(absl::StrCat("nerf stage: loss is not finite at step ", s.step));
-  loss.backward();
-  if (!AllFinite(params))
-    return absl::FailedPreconditionError(absl::StrCat("nerf stage: non-finite gradient at step ", s.step));
+  loss.backward();  // gradients start empty: every step ends with ZeroGrad
+  // One device-to-host copy per step: the loss and whether every gradient is finite.
+  std::vector<at::Tensor> checks = {loss.detach().reshape({1}).to(at::kDouble)};
+  for (const at::Tensor& p : s.Params())
+    if (p.grad().defined()) checks.push_back(p.grad().isfinite().all().reshape({1}).to(at::kDouble));
+  const at::Tensor host = at::cat(checks).cpu();
+  report.loss = host[0].item<double>();
+  if (!std::isfinite(report.loss) || host.narrow(0, 1, host.size(0) - 1).lt(1).any().item<bool>()) {
+    s.adam->ZeroGrad();
+    const char* what = std::isfinite(report.loss) ? "non-finite gradient" : "loss is not finite";
+    return absl::FailedPreconditionError(absl::StrCat("nerf stage: ", what, " at step ", s.step));
+  }
   s.adam->Step();
   s.adam->ZeroGrad();
   ++s.step;

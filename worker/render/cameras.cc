@@ -1,6 +1,7 @@
 #include "worker/render/cameras.h"
 
 #include <cmath>
+#include <vector>
 
 namespace psd3d {
 namespace {
@@ -19,6 +20,15 @@ CameraBatch CameraBatch::to(const at::Device& device) const {
 CameraBatch CameraBatch::index(int64_t i) const {
   auto s = [i](const at::Tensor& t) { return t.narrow(0, i, 1); };
   return {s(c2w), s(w2c), s(proj), s(mvp), s(position), s(elevation), s(azimuth), s(distance), s(fovy)};
+}
+
+CameraBatch CameraBatch::repeat(int64_t times) const {
+  auto r = [times](const at::Tensor& t) {
+    std::vector<int64_t> reps(t.dim(), 1);
+    reps[0] = times;
+    return t.repeat(reps);
+  };
+  return {r(c2w), r(w2c), r(proj), r(mvp), r(position), r(elevation), r(azimuth), r(distance), r(fovy)};
 }
 
 at::Tensor LookAt(const at::Tensor& eye, const at::Tensor& target) {

@@ -26,6 +26,7 @@ struct CameraBatch {
   int64_t size() const { return c2w.size(0); }
   CameraBatch to(const at::Device& device) const;
   CameraBatch index(int64_t i) const;  // a batch of one
+  CameraBatch repeat(int64_t times) const;  // the whole batch `times` over: c₀…c_{B−1}, c₀…
 };
 
 // [B,4,4] camera-to-world matrices of cameras at `eye` [B,3] looking at `target` [B,3] with world up +y.

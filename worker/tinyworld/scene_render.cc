@@ -2,10 +2,13 @@
 
 #include <cmath>
 #include <map>
-#include <mutex>
+#include <string>
+#include <utility>
 
 #include <c10/core/GradMode.h>
 
+#include "absl/base/const_init.h"
+#include "absl/synchronization/mutex.h"
 #include "worker/mesh/mesh_ops.h"
 #include "worker/mesh/texture_bake.h"
 #include "worker/render/rasterizer.h"
@@ -19,15 +22,21 @@ constexpr double kDegToRad = M_PI / 180.0;
 constexpr float kLightCamera[3] = {0.40f, 0.60f, 0.69f};
 constexpr double kAmbient = 0.4, kDiffuse = 0.6;
 
-// Unit vertex normals of each shape's render mesh, computed once.
-const at::Tensor& ShapeNormals(Shape shape) {
-  static std::once_flag once;
-  static at::Tensor* normals = nullptr;
-  std::call_once(once, [] {
-    normals = new at::Tensor[kNumShapes];
-    for (int s = 0; s < kNumShapes; ++s) normals[s] = VertexNormals(ShapeMesh(static_cast<Shape>(s)));
-  });
-  return normals[static_cast<int>(shape)];
+// A shape's render mesh and unit vertex normals on one device, uploaded once per device (renders run
+// every training step; per-call uploads would each wait for the GPU's queued work).
+struct ShapeTensors {
+  at::Tensor vertices, normals, faces;
+};
+const ShapeTensors& ShapeOn(Shape shape, const at::Device& device) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* cache = new std::map<std::pair<int, std::string>, ShapeTensors>();
+  absl::MutexLock lock(&mu);
+  auto [it, added] = cache->try_emplace({static_cast<int>(shape), device.str()});
+  if (added) {
+    const Mesh& mesh = ShapeMesh(shape);
+    it->second = {mesh.vertices.to(device), VertexNormals(mesh).to(device), mesh.faces.to(device)};
+  }
+  return it->second;  // std::map nodes are stable
 }
 
 // Rotation about +y by yaw [G] applied to points [G,N,3] (or [N,3] shared).
@@ -116,26 +125,28 @@ at::Tensor RenderScenes(const std::vector<Scene>& scenes, const CameraBatch& cam
   }
   for (const auto& [key, g] : groups) {
     const int64_t n = static_cast<int64_t>(g.members.size());
-    std::vector<at::Tensor> verts, normals, colors, faces;
-    int64_t base = 0;
-    for (size_t k = 0; k < g.shapes.size(); ++k) {
-      std::vector<float> yaw, scale, offset, rgb;
+    const int64_t objects = static_cast<int64_t>(g.shapes.size());
+    // Every object's yaw, scale, offset and color in one upload: [objects, n, 8].
+    std::vector<float> packed;
+    packed.reserve(objects * n * 8);
+    for (int64_t k = 0; k < objects; ++k) {
       for (int64_t m : g.members) {
         const SceneObject& o = scenes[m].objects[k];
-        yaw.push_back(o.yaw);
-        scale.push_back(o.scale);
-        offset.insert(offset.end(), o.offset.begin(), o.offset.end());
-        rgb.insert(rgb.end(), o.rgb.begin(), o.rgb.end());
+        packed.insert(packed.end(), {o.yaw, o.scale, o.offset[0], o.offset[1], o.offset[2], o.rgb[0], o.rgb[1], o.rgb[2]});
       }
-      const Mesh& mesh = ShapeMesh(g.shapes[k]);
-      at::Tensor yaw_t = at::tensor(yaw).to(opts.device());
-      at::Tensor v = RotateY(mesh.vertices.to(opts.device()), yaw_t) * at::tensor(scale).to(opts.device()).view({n, 1, 1}) +
-                     at::tensor(offset).to(opts.device()).view({n, 1, 3});
-      verts.push_back(v);
-      normals.push_back(RotateY(ShapeNormals(g.shapes[k]).to(opts.device()), yaw_t));
-      colors.push_back(at::tensor(rgb).to(opts.device()).view({n, 1, 3}).expand({n, mesh.num_vertices(), 3}));
-      faces.push_back(mesh.faces.to(opts.device()) + base);
-      base += mesh.num_vertices();
+    }
+    const at::Tensor params = at::tensor(packed).view({objects, n, 8}).to(opts.device());
+    std::vector<at::Tensor> verts, normals, colors, faces;
+    int64_t base = 0;
+    for (int64_t k = 0; k < objects; ++k) {
+      const ShapeTensors& shape = ShapeOn(g.shapes[k], opts.device());
+      const at::Tensor p = params[k];
+      const at::Tensor yaw = p.select(1, 0);
+      verts.push_back(RotateY(shape.vertices, yaw) * p.select(1, 1).view({n, 1, 1}) + p.narrow(1, 2, 3).view({n, 1, 3}));
+      normals.push_back(RotateY(shape.normals, yaw));
+      colors.push_back(p.narrow(1, 5, 3).view({n, 1, 3}).expand({n, shape.vertices.size(0), 3}));
+      faces.push_back(shape.faces + base);
+      base += shape.vertices.size(0);
     }
     at::Tensor idx = at::tensor(g.members, at::kLong).to(opts.device());
     at::Tensor attr = at::cat({at::cat(colors, 1), at::cat(normals, 1)}, -1);
@@ -176,10 +187,10 @@ at::Tensor RenderSilhouettes(Shape shape, const at::Tensor& yaw, const CameraBat
   TORCH_CHECK(yaw.dim() == 1 && yaw.size(0) == cameras.size(), "RenderSilhouettes: yaw must be [B] for B cameras");
   c10::NoGradGuard no_grad;
   const auto dev = cameras.mvp.device();
-  const Mesh& mesh = ShapeMesh(shape);
+  const ShapeTensors& mesh = ShapeOn(shape, dev);
   const int64_t hi = options.size * options.supersample;
-  at::Tensor v = RotateY(mesh.vertices.to(dev), yaw.to(dev, at::kFloat));
-  at::Tensor ids = RasterizeTriangleIds(ToClipSpace(v, cameras.mvp), mesh.faces.to(dev), hi, hi);
+  at::Tensor v = RotateY(mesh.vertices, yaw.to(dev, at::kFloat));
+  at::Tensor ids = RasterizeTriangleIds(ToClipSpace(v, cameras.mvp), mesh.faces, hi, hi);
   at::Tensor mask = ids.ge(0).to(at::kFloat).unsqueeze(1);
   return (options.supersample > 1 ? at::avg_pool2d(mask, options.supersample) : mask).squeeze(1);
 }

@@ -1,5 +1,7 @@
 #include "worker/tinyworld/text_encoder.h"
 
+#include "worker/tinyworld/nn_blocks.h"
+
 #include <string>
 #include <vector>
 

@@ -11,8 +11,7 @@
 // any prompt's context.
 //
 // The torch::nn module lives behind a pointer (pimpl) so this header needs only ATen. Its building
-// blocks (InitWeights, MultiHeadAttention) live in nn_blocks.h, shared with the UNet; this header
-// includes it for the callers that seed or probe an encoder.
+// blocks (InitWeights, MultiHeadAttention) live in nn_blocks.h, shared with the UNet.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +22,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "worker/formats/json_lite.h"
-#include "worker/tinyworld/nn_blocks.h"
 
 namespace torch::nn {
 class Module;
