@@ -18,26 +18,26 @@
 #include "common/validation.h"
 #include "google/protobuf/struct.pb.h"
 
-ABSL_FLAG(std::string, negative, "", "submit: negative prompt, what the object must not look like");
-ABSL_FLAG(int64_t, seed, -1, "submit: random seed; -1 lets the server pick one (recorded in the job)");
-ABSL_FLAG(std::string, method, "", "submit: psd (default), sds, dreamdpo, reward_gradient or psd_no_negative_opt");
-ABSL_FLAG(std::string, quality, "", "submit: draft (default), standard or high");
+ABSL_FLAG(std::string, negative, "", "submit, generate: negative prompt, what the object must not look like");
+ABSL_FLAG(int64_t, seed, -1, "submit, generate: random seed; -1 lets the server pick one (recorded in the job)");
+ABSL_FLAG(std::string, method, "", "submit, generate: psd (default), sds, dreamdpo, reward_gradient or psd_no_negative_opt");
+ABSL_FLAG(std::string, quality, "", "submit, generate: draft (default), standard or high");
 ABSL_FLAG(std::string, pack, "", "submit: model pack; empty: the server's default");
 ABSL_FLAG(int, priority, 0, "submit: 0..9, higher runs first");
 ABSL_FLAG(std::vector<std::string>, label, {},
           "submit: labels to set; list: labels that must all match. key=value, comma-separated or repeated");
 ABSL_FLAG(std::string, request_id, "", "submit: idempotency key; submitting it again returns the same job");
-ABSL_FLAG(std::string, steps, "", "submit: optimization steps per stage, e.g. coarse=100,geometry=50,texture=50");
+ABSL_FLAG(std::string, steps, "", "submit, generate: optimization steps per stage, e.g. coarse=100,geometry=50,texture=50");
 ABSL_FLAG(std::string, resolution, "",
-          "submit: render resolution per stage (multiple of 8), e.g. coarse=64,texture=512; export= sets the "
+          "submit, generate: render resolution per stage (multiple of 8), e.g. coarse=64,texture=512; export= sets the "
           "texture atlas size");
-ABSL_FLAG(int, preview_interval, 0, "submit: steps between previews; 0: the quality preset's default");
+ABSL_FLAG(int, preview_interval, 0, "submit, generate: steps between previews; 0: the quality preset's default");
 ABSL_FLAG(bool, wait, false,
           "submit: follow the job with a progress bar, save its previews, and download the mesh if it succeeds");
 ABSL_FLAG(std::string, previews_dir, "",
-          "submit --wait, watch: directory for preview PNGs (<stage>_<step>_view<N>.png, or _grid.png); "
+          "submit --wait, watch, generate: directory for preview PNGs (<stage>_<step>_view<N>.png, or _grid.png); "
           "submit --wait defaults to previews/<job_id>/, watch saves none without it");
-ABSL_FLAG(std::string, output, "", "submit --wait, download: output file; default <job_id>.glb for mesh.glb");
+ABSL_FLAG(std::string, output, "", "submit --wait, download, generate: output file; default <job_id>.glb for mesh.glb");
 ABSL_FLAG(std::string, o, "", "Short for --output");
 ABSL_FLAG(std::vector<std::string>, state, {}, "list: only jobs in these states, e.g. queued,running");
 ABSL_FLAG(std::string, order, "newest", "list: newest or oldest first");
@@ -81,6 +81,8 @@ absl::StatusOr<std::map<v1::Stage, int>> ParseStageValues(absl::string_view flag
   }
   return values;
 }
+
+}  // namespace
 
 absl::StatusOr<v1::SubmitJobRequest> BuildSubmitRequest(const std::string& prompt) {
   v1::SubmitJobRequest req;
@@ -129,6 +131,10 @@ std::string OutputFlag() {
   const std::string o = absl::GetFlag(FLAGS_o);
   return o.empty() ? absl::GetFlag(FLAGS_output) : o;
 }
+
+std::string PreviewsDirFlag() { return absl::GetFlag(FLAGS_previews_dir); }
+
+namespace {
 
 std::string DefaultOutput(const std::string& job_id, const std::string& name) {
   return name == "mesh.glb" ? job_id + ".glb" : absl::StrCat(job_id, "_", name);

@@ -47,8 +47,13 @@ Commands:
   watch JOB_ID            Print a job's events until it ends; resumes by itself when the stream drops.
   download JOB_ID [NAME]  Download an artifact (default mesh.glb); resumes a partial <output>.part and
                           verifies the SHA-256.
+  generate PROMPT         Run the job here, without a server: the same PSD engine on the local model
+                          pack (--device, --pack_dir), with a progress bar, previews in a folder
+                          (--previews_dir, default <name>-previews/) and the GLB at -o (default
+                          <prompt>.glb). --checkpoint=FILE makes Ctrl-C resumable.
 
 Examples:
+  psd3d generate "a red cube" -o red_cube.glb
   psd3d submit "a red cube" --wait -o red_cube.glb
   psd3d submit "a wooden chair" --method=sds --quality=standard --steps=coarse=200,texture=100 --label=team=props
   psd3d list --state=queued,running --label=team=props
@@ -107,6 +112,11 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   const std::string name = positional[1];
+#ifdef PSD3D_WITH_LOCAL_ENGINE
+  if (name == "generate") return Generate(std::vector<std::string>(positional.begin() + 2, positional.end()));
+#else
+  if (name == "generate") return Fail(kExitUsage, "generate: this psd3d was built without the LibTorch engine");
+#endif
   Command command = nullptr;
   for (const auto& [n, c] : kCommands) {
     if (name == n) command = c;

@@ -2,12 +2,13 @@
 # The quick-start job: a local redis-server, psd3d-server and a worker on this machine, then
 # `psd3d submit --wait` for one prompt: live progress bar, previews saved, GLB written to disk.
 #   scripts/demo.sh ["a red cube"] [output.glb]
-# Until the PSD engine lands, the worker is psd3d-test-worker (the real runtime with the deterministic
-# test engine), and the GLB is that engine's placeholder mesh.
+# The worker is psd3d-worker with the PSD engine on the embedded tiny pack, on CPU: a DRAFT job takes
+# about 3 minutes on 2 cores. Extra arguments after the output go to `psd3d submit` (e.g. --method=sds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROMPT=${1:-"a red cube"}
 OUT=${2:-demo-out/mesh.glb}
+shift $(($# < 2 ? $# : 2))
 scripts/install-deps.sh
 scripts/build.sh
 B=${BUILD_DIR:-build}
@@ -34,11 +35,12 @@ for _ in $(seq 100); do grep -q "listening on port" "$run/server.log" && break; 
 PORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$run/server.log")
 [ -n "$PORT" ] || { cat "$run/server.log"; exit 1; }
 
-"$B/tests/psd3d-test-worker" --redis=127.0.0.1:$REDIS_PORT --metrics_address= >"$run/worker.log" 2>&1 &
+"$B/worker/psd3d-worker" --redis=127.0.0.1:$REDIS_PORT --metrics_address= --device=cpu >"$run/worker.log" 2>&1 &
 pids+=($!)
 
 mkdir -p "$(dirname "$OUT")"
 echo "psd3d demo: server on 127.0.0.1:$PORT, redis on $REDIS_PORT; submitting \"$PROMPT\""
-"$B/client/psd3d" --server=127.0.0.1:$PORT submit "$PROMPT steps=40 step_ms=25" --wait \
-  --output="$OUT" --previews_dir="$(dirname "$OUT")/previews"
+"$B/client/psd3d" --server=127.0.0.1:$PORT submit "$PROMPT" --wait \
+  --output="$OUT" --previews_dir="$(dirname "$OUT")/previews" "$@" ||
+  { echo "--- worker log ---"; tail -20 "$run/worker.log"; exit 1; }
 echo "psd3d demo: mesh written to $OUT"

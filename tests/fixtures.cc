@@ -158,6 +158,7 @@ std::unique_ptr<RedisConnection> RedisServer::Connect() const {
 std::string ServerBinary() { return PSD3D_SERVER_BIN; }
 std::string TestWorkerBinary() { return PSD3D_TEST_WORKER_BIN; }
 std::string CliBinary() { return PSD3D_CLI_BIN; }
+std::string WorkerBinary() { return PSD3D_WORKER_BIN; }
 
 std::unique_ptr<Process> StartServer(const RedisServer& redis, const std::string& dir, int* port,
                                      const std::vector<std::string>& extra) {

@@ -63,6 +63,7 @@ double MetricValue(const std::string& exposition, const std::string& name);
 std::string ServerBinary();
 std::string TestWorkerBinary();
 std::string CliBinary();
+std::string WorkerBinary();  // psd3d-worker, the production worker with the PSD engine
 
 // psd3d-server on a free port against `redis`; extra flags appended.
 std::unique_ptr<Process> StartServer(const RedisServer& redis, const std::string& dir, int* port,

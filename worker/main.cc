@@ -1,19 +1,59 @@
 // psd3d-worker: pulls jobs from the queue and runs them on this machine's engine.
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "worker/worker_main.h"
+
+#ifdef PSD3D_WITH_PSD_ENGINE
+#include "worker/psd_engine.h"
+#include "worker/tinyworld/pack.h"
+
+ABSL_FLAG(std::string, packs, "",
+          "Model packs this worker serves, as name=directory,... (default: tiny=<the embedded tiny pack>, "
+          "i.e. $PSD3D_PACK_DIR or the source tree's models/tiny)");
+ABSL_FLAG(std::string, device, "auto", "Where jobs run: cpu, cuda, or auto (CUDA when available)");
+ABSL_FLAG(std::vector<std::string>, set, {},
+          "Expert knobs applied to every job on top of its preset, e.g. --set=coarse.guidance_scale=20 "
+          "(keys: worker/pipeline/presets.h SetConfigValue)");
+ABSL_FLAG(int, preview_size, 128, "Pixels per view of the 2x2 preview grid sent every preview interval");
+#endif
 
 namespace {
 
 constexpr char kUsage[] =
-    "psd3d-worker: runs text-to-3D jobs from the psd3d queue.\n"
-    "  psd3d-worker --redis=127.0.0.1:6379 [--metrics_address=0.0.0.0:9465]\n"
+    "psd3d-worker: runs text-to-3D jobs from the psd3d queue on the PSD engine.\n"
+    "  psd3d-worker --redis=127.0.0.1:6379 [--device=auto] [--packs=tiny=models/tiny]\n"
+    "             [--metrics_address=0.0.0.0:9465]\n"
+    "DRAFT jobs (the default quality) run on CPU in minutes; STANDARD and HIGH want --device=cuda.\n"
     "SIGTERM stops claiming, checkpoints the running job, releases its lease and exits.";
 
 absl::StatusOr<std::unique_ptr<psd3d::Engine>> MakeEngine(const std::string& name) {
-  // Engines register here as they land; the PSD engine (issue 5) becomes the default.
-  return absl::UnimplementedError(absl::StrCat(
-      "engine '", name, "' is not built into this binary; this build has no production engine yet "
-      "(the PSD engine lands with the engine issues). Tests run tests/psd3d-test-worker instead."));
+#ifdef PSD3D_WITH_PSD_ENGINE
+  if (name == "psd") {
+    psd3d::PsdEngineOptions o;
+    const std::string packs = absl::GetFlag(FLAGS_packs);
+    if (packs.empty()) {
+      o.packs["tiny"] = psd3d::tinyworld::DefaultPackDir();
+    } else {
+      absl::StatusOr<std::map<std::string, std::string>> list = psd3d::ParsePackList(packs);
+      if (!list.ok()) return list.status();
+      o.packs = *list;
+    }
+    o.device = absl::GetFlag(FLAGS_device);
+    o.preview_size = absl::GetFlag(FLAGS_preview_size);
+    o.settings = absl::GetFlag(FLAGS_set);
+    absl::StatusOr<std::unique_ptr<psd3d::PsdEngine>> engine = psd3d::PsdEngine::Create(o);
+    if (!engine.ok()) return engine.status();
+    return std::unique_ptr<psd3d::Engine>(std::move(*engine));
+  }
+#endif
+  return absl::InvalidArgumentError(absl::StrCat(
+      "engine '", name, "' is not built into this binary (available: ",
+#ifdef PSD3D_WITH_PSD_ENGINE
+      "psd",
+#else
+      "none; build with the LibTorch engine",
+#endif
+      "). Tests run tests/psd3d-test-worker for the deterministic test engine."));
 }
 
 }  // namespace

@@ -93,6 +93,12 @@ at::Tensor NerfField::Density(const at::Tensor& points) const {
   return ActivatedDensity(flat, Encode(flat)).view(BatchShape(points, 0));
 }
 
+at::Tensor NerfField::Albedo(const at::Tensor& points) const {
+  CheckPoints(points);
+  const at::Tensor enc = Encode(points.reshape({-1, 3}));
+  return at::sigmoid(Mlp(enc, feature_w0_, feature_w1_)).view(BatchShape(points, 3));
+}
+
 at::Tensor NerfField::Normals(const at::Tensor& points) const {
   CheckPoints(points);
   const at::Tensor flat = points.reshape({-1, 3});

@@ -50,6 +50,7 @@ class NerfField {
   // points [...,3] float32 in world space on the field's device.
   FieldSample Forward(const at::Tensor& points) const;
   at::Tensor Density(const at::Tensor& points) const;  // [...]
+  at::Tensor Albedo(const at::Tensor& points) const;   // [...,3]: the color alone (mesh stages, export)
   at::Tensor Normals(const at::Tensor& points) const;  // [...,3] unit, outward (down the density)
 
   struct ParameterGroups {

@@ -77,6 +77,7 @@ NerfStage::~NerfStage() = default;
 int64_t NerfStage::step() const { return impl_->step; }
 bool NerfStage::done() const { return impl_->step >= impl_->config.steps; }
 const NerfField& NerfStage::field() const { return impl_->field; }
+const Guidance& NerfStage::guidance() const { return *impl_->guidance; }
 
 absl::StatusOr<std::unique_ptr<NerfStage>> NerfStage::Create(DiffusionPrior& prior, RewardModel* reward,
                                                              const std::string& prompt, const NerfStageConfig& config,

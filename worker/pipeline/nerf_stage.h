@@ -55,6 +55,7 @@ class NerfStage {
   // Renders [B,3,size,size] in [0,1] over white (no gradient, bin-centre samples).
   at::Tensor Render(const CameraBatch& cameras, int64_t size) const;
   const NerfField& field() const;
+  const Guidance& guidance() const;
 
   std::map<std::string, at::Tensor> State() const;
   // INVALID_ARGUMENT naming what is missing or mis-shaped; after an error the stage may be partly

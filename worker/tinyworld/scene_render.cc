@@ -58,11 +58,7 @@ at::Tensor WorldLight(const at::Tensor& c2w) {
 // after box-filtering by `supersample`.
 at::Tensor ShadeAndResolve(const at::Tensor& albedo, const at::Tensor& normal, const at::Tensor& mask,
                            const at::Tensor& c2w, int64_t supersample) {
-  Lighting light;
-  light.direction = WorldLight(c2w);
-  light.ambient = kAmbient;
-  light.diffuse = kDiffuse;
-  at::Tensor rgb = Shade(albedo, normal, light, ShadingMode::kLambertian);
+  at::Tensor rgb = Shade(albedo, normal, WorldLighting(c2w), ShadingMode::kLambertian);
   at::Tensor img = OverBackground(rgb, mask, at::ones({3}, rgb.options())).permute({0, 3, 1, 2});
   return supersample > 1 ? at::avg_pool2d(img, supersample) : img;
 }
@@ -73,6 +69,14 @@ struct Group {
 };
 
 }  // namespace
+
+Lighting WorldLighting(const at::Tensor& c2w) {
+  Lighting light;
+  light.direction = WorldLight(c2w);
+  light.ambient = kAmbient;
+  light.diffuse = kDiffuse;
+  return light;
+}
 
 CameraBatch WorldCameras(const at::Tensor& elevation, const at::Tensor& azimuth) {
   at::Tensor d = at::full_like(elevation, kCameraDistance, at::kFloat);

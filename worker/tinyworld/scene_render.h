@@ -12,6 +12,7 @@
 #include <ATen/ATen.h>
 
 #include "worker/render/cameras.h"
+#include "worker/render/shading.h"
 #include "worker/tinyworld/world.h"
 
 namespace psd3d::tinyworld {
@@ -27,6 +28,10 @@ CameraBatch WorldCameras(const at::Tensor& elevation, const at::Tensor& azimuth)
 CameraBatch SampleWorldCameras(int64_t count, at::Generator& generator, const at::Device& device = at::kCPU);
 // The judge's 8 fixed views: azimuth 0°, 45°, …, 315°, elevation alternating 10° and 30°.
 CameraBatch JudgeCameras(const at::Device& device = at::kCPU);
+
+// The world's light for each camera (direction in world space, ambient, diffuse): shade with
+// ShadingMode::kLambertian to look like the world's renders.
+Lighting WorldLighting(const at::Tensor& c2w);
 
 // One object of a scene: a primitive with its albedo, rotated by `yaw` (radians, about +y), scaled
 // about the origin, then moved by `offset` (world units).
