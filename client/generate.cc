@@ -21,7 +21,7 @@
 #include "worker/formats/file_io.h"
 #include "worker/local_job.h"
 #include "worker/psd_engine.h"
-#include "worker/tinyworld/pack.h"
+#include "worker/pipeline/job_run.h"
 
 ABSL_FLAG(std::string, device, "auto", "generate: cpu, cuda, or auto (CUDA when available)");
 ABSL_FLAG(std::string, pack_dir, "",
@@ -65,7 +65,7 @@ int Generate(const std::vector<std::string>& args) {
 
   PsdEngineOptions options;
   const std::string pack_dir = absl::GetFlag(FLAGS_pack_dir);
-  options.packs[pack] = pack_dir.empty() ? tinyworld::DefaultPackDir() : pack_dir;
+  options.packs[pack] = pack_dir.empty() ? DefaultTinyPackDir() : pack_dir;
   options.device = absl::GetFlag(FLAGS_device);
   options.settings = absl::GetFlag(FLAGS_set);
   auto engine = PsdEngine::Create(options);

@@ -2,8 +2,8 @@
 # On the GPU machine (device tool; carry .deps): builds the psd3d CLI with CUDA and runs
 # `psd3d generate` jobs side by side on the GPU, one per line of a jobs file:
 #   NAME PROMPT-AND-FLAGS...        e.g.  cube_cfg20 "a red cube" --quality=standard --set=all.guidance_scale=20
-# Each job's log, previews and GLB land in $OUT/NAME/; everything comes back as one archive (also when
-# the call is cut short). Each job gets at most JOB_TIMEOUT seconds (default 300).
+# Each job's log and previews land in $OUT/NAME/ and come back as one archive (also when the call is
+# cut short). Each job gets at most JOB_TIMEOUT seconds (default 300).
 #   source .deps/gpu-env.sh; scripts/gpu-generate.sh JOBS_FILE [PARALLEL=4]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,12 @@ out=${OUT:-out}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 B=build-gpu-full
-pack() { tar -czf /tmp/generate.tgz -C "$out" --exclude=generate.tgz . && rm -rf "${out:?}"/* && mv /tmp/generate.tgz "$out/"; }
+# GLBs stay behind (the device returns files up to 16 MB): their sizes are listed in glbs.txt.
+pack() {
+  (cd "$out" && find . -name '*.glb' -printf '%p %s\n' >glbs.txt)
+  tar -czf /tmp/generate.tgz -C "$out" --exclude=generate.tgz --exclude='*.glb' . && rm -rf "${out:?}"/* &&
+    mv /tmp/generate.tgz "$out/"
+}
 trap pack EXIT
 if [ ! -x $B/client/psd3d ] || [ "${REBUILD:-1}" = 1 ]; then
   # Some carried .pc files name /usr/include outright (hiredis): point them at the unpacked tree.

@@ -10,7 +10,7 @@
 #include "worker/formats/file_io.h"
 #include "worker/local_job.h"
 #include "worker/psd_engine.h"
-#include "worker/tinyworld/pack.h"
+#include "worker/pipeline/job_run.h"
 
 namespace psd3d {
 namespace {
@@ -21,7 +21,7 @@ const std::vector<std::string> kSmall = {"coarse.render_size=16", "coarse.sample
 
 std::unique_ptr<PsdEngine> MakeEngine() {
   PsdEngineOptions o;
-  o.packs["tiny"] = tinyworld::DefaultPackDir();
+  o.packs["tiny"] = DefaultTinyPackDir();
   o.device = "cpu";
   o.preview_size = 32;
   o.settings = kSmall;
@@ -181,7 +181,7 @@ TEST_F(PsdEngineTest, BadJobsFailForGoodWithClearErrors) {
     EXPECT_EQ(ctx.steps(), 0);
   }
   PsdEngineOptions o;
-  o.packs["tiny"] = tinyworld::DefaultPackDir();
+  o.packs["tiny"] = DefaultTinyPackDir();
   o.device = "tpu";
   EXPECT_FALSE(PsdEngine::Create(o).ok());
   o.device = "cpu";

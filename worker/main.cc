@@ -5,7 +5,7 @@
 
 #ifdef PSD3D_WITH_PSD_ENGINE
 #include "worker/psd_engine.h"
-#include "worker/tinyworld/pack.h"
+#include "worker/pipeline/job_run.h"
 
 ABSL_FLAG(std::string, packs, "",
           "Model packs this worker serves, as name=directory,... (default: tiny=<the embedded tiny pack>, "
@@ -32,7 +32,7 @@ absl::StatusOr<std::unique_ptr<psd3d::Engine>> MakeEngine(const std::string& nam
     psd3d::PsdEngineOptions o;
     const std::string packs = absl::GetFlag(FLAGS_packs);
     if (packs.empty()) {
-      o.packs["tiny"] = psd3d::tinyworld::DefaultPackDir();
+      o.packs["tiny"] = psd3d::DefaultTinyPackDir();
     } else {
       absl::StatusOr<std::map<std::string, std::string>> list = psd3d::ParsePackList(packs);
       if (!list.ok()) return list.status();

@@ -1,8 +1,10 @@
-// The production engine: runs a job's PSD pipeline (worker/pipeline/pipeline.h) behind worker/engine.h
-// for psd3d-worker and the CLI's local mode. It loads model packs once and keeps them, maps the
-// JobSpec to a pipeline configuration (quality preset, method, per-stage overrides, negative prompt),
+// The production engine: runs a job's PSD pipeline (worker/pipeline/job_run.h) behind worker/engine.h
+// for psd3d-worker and the CLI's local mode. It keeps model packs loaded between jobs, turns the
+// JobSpec into a pipeline request (quality preset, method, per-stage overrides, negative prompt),
 // reports every step, sends previews, checkpoints at stage boundaries, when the runtime asks and on
 // shutdown, and stores mesh.glb (and preview.png) when done.
+// This file and psd_engine.cc speak protobuf and must not see LibTorch's include paths (job_run.h
+// says why); they reach the pipeline only through job_run.h.
 #pragma once
 
 #include <map>
@@ -12,7 +14,6 @@
 
 #include "absl/status/statusor.h"
 #include "worker/engine.h"
-#include "worker/pipeline/presets.h"
 
 namespace psd3d {
 
@@ -29,24 +30,18 @@ struct PsdEngineOptions {
 // PsdEngineOptions::packs from "name=dir,name=dir". INVALID_ARGUMENT for a malformed list.
 absl::StatusOr<std::map<std::string, std::string>> ParsePackList(absl::string_view list);
 
-// The pipeline configuration of a job: the quality's preset for the method, the negative prompt, then
-// the stage overrides. INVALID_ARGUMENT naming the override that does not fit.
-absl::StatusOr<PipelineConfig> JobPipelineConfig(const v1::JobSpec& spec,
-                                                 const std::vector<std::string>& settings = {});
-// The preview period in steps: the spec's, or the preset's default (DRAFT 20, else 100).
-int64_t JobPreviewInterval(const v1::JobSpec& spec);
-
 class PsdEngine : public Engine {
  public:
-  // INVALID_ARGUMENT for an unknown device or an empty pack list; packs load on first use.
+  // INVALID_ARGUMENT for an unknown device, a bad setting or an empty pack list; FAILED_PRECONDITION
+  // for --device=cuda without CUDA. Packs load on first use.
   static absl::StatusOr<std::unique_ptr<PsdEngine>> Create(const PsdEngineOptions& options);
   ~PsdEngine() override;
 
   std::string name() const override { return "psd"; }
-  // Errors name the stage and step (the runtime adds the job id). A prompt the pack cannot read, a bad override or an
-  // unknown pack are INVALID_ARGUMENT/FAILED_PRECONDITION (never retried); a non-finite loss or a
-  // vanished surface is FAILED_PRECONDITION; a checkpoint that does not fit the job is ignored (the
-  // job restarts, with a warning in its log).
+  // Errors name the stage and step (the runtime adds the job id). A prompt the pack cannot read, a bad
+  // override or an unknown pack are INVALID_ARGUMENT/FAILED_PRECONDITION (never retried); a non-finite
+  // loss or a vanished surface is FAILED_PRECONDITION; a checkpoint that does not fit the job is
+  // ignored (the job restarts, with a warning in its log).
   absl::Status Run(JobContext& ctx, const std::string* checkpoint) override;
 
   const std::string& device() const;  // "cpu" or "cuda"

@@ -190,6 +190,13 @@ absl::StatusOr<StageStepReport> MeshStage::Step() {
     if (s.config.laplacian_weight > 0) loss = loss + s.config.laplacian_weight * LaplacianLoss(*mesh);
   }
   loss.backward();
+  if (s.config.train_geometry) {
+    // Sliver triangles from marching tets (an edge crossing right at a vertex) and pixels on
+    // near-degenerate faces give unbounded position gradients for a handful of vertices; those
+    // entries are dropped. A non-finite loss or color gradient still fails the step below.
+    for (const at::Tensor& p : {s.dmtet.sdf(), s.dmtet.deformation()})
+      if (p.grad().defined()) p.grad().nan_to_num_(0.0, 0.0, 0.0);
+  }
   // One device-to-host copy: the loss and whether every gradient is finite.
   std::vector<at::Tensor> checks = {loss.detach().reshape({1}).to(at::kDouble)};
   for (const at::Tensor& p : s.Params())

@@ -193,7 +193,9 @@ VolumeRender RenderVolume(const FieldFn& field, const CameraBatch& cameras, cons
   at::Tensor near = (-bb - root).clamp_min(0), far = (-bb + root).clamp_min(0);
   far = at::where(valid, far, near);  // empty interval: zero spacing, zero weight
 
-  at::Tensor u = o.stratified ? (generator ? at::rand({r, s}, *generator, opts) : at::rand({r, s}, opts))
+  // Jitter comes from the generator's device (a CPU generator drives CUDA renders deterministically).
+  at::Tensor u = o.stratified ? (generator ? at::rand({r, s}, *generator, opts.device(generator->device())).to(opts.device())
+                                           : at::rand({r, s}, opts))
                               : at::full({r, s}, 0.5, opts);
   at::Tensor span = (far - near).unsqueeze(1);
   at::Tensor t = near.unsqueeze(1) + (at::arange(s, opts).unsqueeze(0) + u) / static_cast<double>(s) * span;
