@@ -27,6 +27,19 @@ struct StepReport {
   double step_seconds = 0;
 };
 
+// The API's progress message for a step report (without the ETA, which only the runtime knows).
+inline v1::JobEvent::Progress ToProgress(const StepReport& r) {
+  v1::JobEvent::Progress p;
+  p.set_stage(r.stage);
+  p.set_step(r.step);
+  p.set_total_steps(r.total_steps);
+  p.set_progress(r.progress);
+  p.mutable_metrics()->set_loss(r.loss);
+  p.mutable_metrics()->set_reward(r.reward);
+  p.mutable_metrics()->set_step_seconds(r.step_seconds);
+  return p;
+}
+
 class JobContext {
  public:
   virtual ~JobContext() = default;

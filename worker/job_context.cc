@@ -37,14 +37,7 @@ absl::Status RedisJobContext::Observe(const absl::StatusOr<LeaseState>& r) {
 }
 
 absl::Status RedisJobContext::WriteProgress(const StepReport& r) {
-  v1::JobEvent::Progress p;
-  p.set_stage(r.stage);
-  p.set_step(r.step);
-  p.set_total_steps(r.total_steps);
-  p.set_progress(r.progress);
-  p.mutable_metrics()->set_loss(r.loss);
-  p.mutable_metrics()->set_reward(r.reward);
-  p.mutable_metrics()->set_step_seconds(r.step_seconds);
+  v1::JobEvent::Progress p = ToProgress(r);
   double elapsed = absl::ToDoubleSeconds(absl::Now() - started_);
   if (r.progress > 0.01f) {
     double eta = elapsed * (1.0 - r.progress) / r.progress;

@@ -23,17 +23,7 @@ LocalJobContext::LocalJobContext(LocalJobOptions options) : options_(std::move(o
 
 absl::Status LocalJobContext::Step(const StepReport& report) {
   ++steps_;
-  if (options_.on_progress) {
-    v1::JobEvent::Progress p;
-    p.set_stage(report.stage);
-    p.set_step(report.step);
-    p.set_total_steps(report.total_steps);
-    p.set_progress(report.progress);
-    p.mutable_metrics()->set_loss(report.loss);
-    p.mutable_metrics()->set_reward(report.reward);
-    p.mutable_metrics()->set_step_seconds(report.step_seconds);
-    options_.on_progress(p);
-  }
+  if (options_.on_progress) options_.on_progress(ToProgress(report));
   if (options_.shutdown != nullptr && options_.shutdown->load()) {
     stop_ = StopReason::kShutdown;
     return absl::CancelledError(absl::StrCat("job ", options_.job_id, ": interrupted at step ", report.step));

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/gltf_validator.h"
 #include "worker/formats/glb.h"
 #include "worker/formats/json_lite.h"
 #include "worker/formats/png.h"
@@ -426,14 +427,7 @@ TEST(GlbReadBack, NeedsTinyGltf) {
 // ---- the Khronos glTF-Validator ---------------------------------------------------------------------
 
 TEST(GltfValidator, EveryKindOfExportHasNoErrorsAndNoWarnings) {
-  const std::string src = PSD3D_SOURCE_DIR;
-  const std::string tool = src + "/tools/gltf-validate";
-  if (std::system("command -v node >/dev/null 2>&1") != 0) {
-    FAIL() << "node is not installed: `apt-get install nodejs npm`, then `npm ci --prefix " << tool << "`";
-  }
-  if (!std::ifstream(tool + "/node_modules/gltf-validator/package.json").good()) {
-    FAIL() << "the glTF validator is not installed: run `npm ci --prefix " << tool << "`";
-  }
+  if (const std::string missing = testing::GltfValidatorMissing(); !missing.empty()) FAIL() << missing;
   const std::string dir = TempDir();
   struct Case {
     std::string name;
@@ -448,22 +442,16 @@ TEST(GltfValidator, EveryKindOfExportHasNoErrorsAndNoWarnings) {
                              {"plain_triangle", SingleTriangle(), {}},
                              {"lit_colored_cube", ColoredCube(), lit},
                              {"grid_uint32", Grid(300, 300), {}}};
-  std::string files;
+  std::vector<std::string> files;
   for (const Case& c : cases) {
     const std::string path = dir + "/" + c.name + ".glb";
     ASSERT_TRUE(WriteGlb(path, c.mesh, c.options).ok()) << c.name;
-    files += " " + path;
+    files.push_back(path);
   }
-  const std::string cmd = "node " + tool + "/validate.js --fail-on-warnings" + files + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string output;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) output.append(buf, n);
-  const int status = pclose(pipe);
-  ASSERT_TRUE(WIFEXITED(status)) << output;
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "glTF-Validator reported errors or warnings:\n" << output;
+  const testing::GltfValidation v = testing::RunGltfValidator(files, /*fail_on_warnings=*/true);
+  const std::string& output = v.output;
+  ASSERT_NE(v.exit_code, -1) << output;
+  EXPECT_EQ(v.exit_code, 0) << "glTF-Validator reported errors or warnings:\n" << output;
   for (const Case& c : cases) {
     EXPECT_NE(output.find(c.name + ".glb: 0 errors, 0 warnings"), std::string::npos) << output;
   }

@@ -3,24 +3,14 @@
 #include <gtest/gtest.h>
 
 #include "worker/pipeline/nerf_stage.h"
-#include "worker/tinyworld/pack.h"
 #include "worker/tinyworld/scene_render.h"
-#include "worker/tinyworld/tiny_prior.h"
-#include "worker/tinyworld/tiny_reward.h"
+#include "tests/pipeline/tiny_pack_test_base.h"
 
 namespace psd3d {
 namespace {
 
-class NerfStageTest : public ::testing::Test {
+class NerfStageTest : public TinyPackTest {
  protected:
-  static void SetUpTestSuite() {
-    prior_ = tinyworld::TinyPrior::Load(tinyworld::DefaultPackDir(), at::kCPU)->release();
-    reward_ = tinyworld::TinyReward::Load(tinyworld::DefaultPackDir(), "reward", at::kCPU)->release();
-  }
-  static void TearDownTestSuite() {
-    delete prior_;
-    delete reward_;
-  }
   static NerfStageConfig Small(GuidanceMethod method) {
     NerfStageConfig c;
     c.steps = 40;
@@ -35,11 +25,7 @@ class NerfStageTest : public ::testing::Test {
     c.guidance.t_feedback = 1000;
     return c;
   }
-  static tinyworld::TinyPrior* prior_;
-  static tinyworld::TinyReward* reward_;
 };
-tinyworld::TinyPrior* NerfStageTest::prior_ = nullptr;
-tinyworld::TinyReward* NerfStageTest::reward_ = nullptr;
 
 TEST_F(NerfStageTest, RefusesBadConfigs) {
   NerfStageConfig c = Small(GuidanceMethod::kSds);
@@ -54,8 +40,8 @@ TEST_F(NerfStageTest, RefusesBadConfigs) {
 }
 
 TEST_F(NerfStageTest, CheckpointResumesTheSameTrajectory) {
-  auto a = NerfStage::Create(*prior_, reward_, "a blue cone", Small(GuidanceMethod::kPsd), 3);
-  auto b = NerfStage::Create(*prior_, reward_, "a blue cone", Small(GuidanceMethod::kPsd), 4);
+  auto a = NerfStage::Create(*prior_, reward_.get(), "a blue cone", Small(GuidanceMethod::kPsd), 3);
+  auto b = NerfStage::Create(*prior_, reward_.get(), "a blue cone", Small(GuidanceMethod::kPsd), 4);
   ASSERT_TRUE(a.ok() && b.ok());
   for (int i = 0; i < 2; ++i) ASSERT_TRUE((*a)->Step().ok());
   ASSERT_TRUE((*b)->LoadState((*a)->State()).ok());

@@ -7,18 +7,14 @@
 #include <c10/core/GradMode.h>
 
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
+#include "tests/gltf_validator.h"
 #include "worker/formats/file_io.h"
 #include "worker/formats/glb_reader.h"
 #include "worker/pipeline/pipeline.h"
 #include "worker/pipeline/presets.h"
-#include "worker/tinyworld/pack.h"
-#include "worker/tinyworld/tiny_prior.h"
-#include "worker/tinyworld/tiny_reward.h"
+#include "tests/pipeline/tiny_pack_test_base.h"
 
 namespace psd3d {
 namespace {
@@ -26,16 +22,8 @@ namespace {
 constexpr GuidanceMethod kMethods[] = {GuidanceMethod::kSds, GuidanceMethod::kPsd, GuidanceMethod::kPsdFixedNegative,
                                        GuidanceMethod::kDreamDpo, GuidanceMethod::kRewardGradient};
 
-class PipelineTest : public ::testing::Test {
+class PipelineTest : public TinyPackTest {
  protected:
-  static void SetUpTestSuite() {
-    prior_ = tinyworld::TinyPrior::Load(tinyworld::DefaultPackDir(), at::kCPU)->release();
-    reward_ = tinyworld::TinyReward::Load(tinyworld::DefaultPackDir(), "reward", at::kCPU)->release();
-  }
-  static void TearDownTestSuite() {
-    delete prior_;
-    delete reward_;
-  }
   // DRAFT with `steps` steps per stage and small renders (the prior still sees 64² images).
   static PipelineConfig Short(GuidanceMethod method, int64_t steps = 2) {
     PipelineConfig c = PresetConfig(Quality::kDraft, method);
@@ -48,7 +36,7 @@ class PipelineTest : public ::testing::Test {
     return c;
   }
   static std::unique_ptr<Pipeline> Make(GuidanceMethod method, uint64_t seed, int64_t steps = 2) {
-    auto p = Pipeline::Create(*prior_, reward_, "a red cube", Short(method, steps), seed);
+    auto p = Pipeline::Create(*prior_, reward_.get(), "a red cube", Short(method, steps), seed);
     EXPECT_TRUE(p.ok()) << p.status();
     return p.ok() ? *std::move(p) : nullptr;
   }
@@ -58,11 +46,7 @@ class PipelineTest : public ::testing::Test {
       ASSERT_TRUE(r.ok()) << r.status();
     }
   }
-  static tinyworld::TinyPrior* prior_;
-  static tinyworld::TinyReward* reward_;
 };
-tinyworld::TinyPrior* PipelineTest::prior_ = nullptr;
-tinyworld::TinyReward* PipelineTest::reward_ = nullptr;
 
 TEST_F(PipelineTest, RunsTheStagesInOrderAndExportsATexturedMesh) {
   std::unique_ptr<Pipeline> p = Make(GuidanceMethod::kPsd, 7, 3);
@@ -98,12 +82,10 @@ TEST_F(PipelineTest, RunsTheStagesInOrderAndExportsATexturedMesh) {
 }
 
 TEST_F(PipelineTest, EveryMethodWritesAGlbTheValidatorAccepts) {
-  const std::string tool = std::string(PSD3D_SOURCE_DIR) + "/tools/gltf-validate";
-  if (!std::ifstream(tool + "/node_modules/gltf-validator/package.json").good())
-    FAIL() << "the glTF validator is not installed: run `npm ci --prefix " << tool << "`";
+  if (const std::string missing = testing::GltfValidatorMissing(); !missing.empty()) FAIL() << missing;
   const std::string dir = ::testing::TempDir() + "/pipeline_glbs";
   std::filesystem::create_directories(dir);
-  std::string files;
+  std::vector<std::string> files;
   for (GuidanceMethod m : kMethods) {
     std::unique_ptr<Pipeline> p = Make(m, 11, 1);
     ASSERT_NE(p, nullptr);
@@ -112,17 +94,11 @@ TEST_F(PipelineTest, EveryMethodWritesAGlbTheValidatorAccepts) {
     ASSERT_TRUE(glb.ok()) << GuidanceMethodName(m) << ": " << glb.status();
     const std::string path = absl::StrCat(dir, "/", GuidanceMethodName(m), ".glb");
     ASSERT_TRUE(WriteFileAtomically(path, *glb).ok());
-    files += " " + path;
+    files.push_back(path);
   }
-  const std::string cmd = "node " + tool + "/validate.js" + files + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string output;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) output.append(buf, n);
-  const int status = pclose(pipe);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  const testing::GltfValidation v = testing::RunGltfValidator(files);
+  const std::string& output = v.output;
+  EXPECT_EQ(v.exit_code, 0) << output;
   for (GuidanceMethod m : kMethods)
     EXPECT_NE(output.find(absl::StrCat(GuidanceMethodName(m), ".glb: 0 errors")), std::string::npos) << output;
 }

@@ -56,6 +56,11 @@ class NerfField {
   struct ParameterGroups {
     std::vector<at::Tensor> encoding;  // the hash-grid table
     std::vector<at::Tensor> mlp;       // density and feature MLP weights
+    std::vector<at::Tensor> All() const {  // encoding, then mlp
+      std::vector<at::Tensor> all = encoding;
+      all.insert(all.end(), mlp.begin(), mlp.end());
+      return all;
+    }
   };
   ParameterGroups Parameters() const;
 

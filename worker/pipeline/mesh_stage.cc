@@ -8,9 +8,9 @@
 #include <c10/core/GradMode.h>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "worker/mesh/mesh_ops.h"
 #include "worker/optim/adam.h"
+#include "worker/pipeline/stage_common.h"
 #include "worker/render/rasterizer.h"
 #include "worker/render/shading.h"
 #include "worker/tinyworld/scene_render.h"
@@ -35,11 +35,6 @@ at::Tensor RenderSurface(const Mesh& mesh, const NerfField& color, const CameraB
   const at::Tensor img = Antialias(OverBackground(rgb, f.mask, at::ones({3}, rgb.options())), f, clip, mesh.faces);
   const at::Tensor nchw = img.permute({0, 3, 1, 2});
   return supersample > 1 ? at::avg_pool2d(nchw, supersample) : nchw;
-}
-
-at::Tensor Resize(const at::Tensor& images, int64_t size) {
-  if (images.size(-1) == size) return images;
-  return at::upsample_bilinear2d(images, std::vector<int64_t>{size, size}, /*align_corners=*/false);
 }
 
 // Copy of a field (same config, same parameters) on its device.
@@ -94,17 +89,6 @@ struct MeshStage::Impl {
       groups.push_back({{dmtet.deformation()}, config.lr_deformation});
     }
     adam = std::make_unique<Adam>(groups);
-  }
-
-  std::vector<at::Tensor> Params() const {
-    NerfField::ParameterGroups g = color.Parameters();
-    std::vector<at::Tensor> all = g.encoding;
-    all.insert(all.end(), g.mlp.begin(), g.mlp.end());
-    if (config.train_geometry) {
-      all.push_back(dmtet.sdf());
-      all.push_back(dmtet.deformation());
-    }
-    return all;
   }
 
   // The surface to render: differentiable (geometry stage) or the frozen one.
@@ -184,7 +168,7 @@ absl::StatusOr<StageStepReport> MeshStage::Step() {
   if (!mesh.ok()) return absl::FailedPreconditionError(absl::StrCat(stage, ": ", mesh.status().message(), " at step ", s.step));
   CameraBatch cams = tinyworld::SampleWorldCameras(s.config.views, s.generator, s.color.device());
   at::Tensor images = RenderSurface(*mesh, s.color, cams, s.config.render_size, s.config.supersample);
-  at::Tensor loss = s.guidance->Loss(Resize(images, s.prior.image_size()), cams, s.step, s.generator, &report.guidance);
+  at::Tensor loss = s.guidance->Loss(ResizeRenders(images, s.prior.image_size()), cams, s.step, s.generator, &report.guidance);
   if (s.config.train_geometry) {
     if (s.config.normal_consistency_weight > 0) loss = loss + s.config.normal_consistency_weight * NormalConsistencyLoss(*mesh);
     if (s.config.laplacian_weight > 0) loss = loss + s.config.laplacian_weight * LaplacianLoss(*mesh);
@@ -197,19 +181,8 @@ absl::StatusOr<StageStepReport> MeshStage::Step() {
     for (const at::Tensor& p : {s.dmtet.sdf(), s.dmtet.deformation()})
       if (p.grad().defined()) p.grad().nan_to_num_(0.0, 0.0, 0.0);
   }
-  // One device-to-host copy: the loss and whether every gradient is finite.
-  std::vector<at::Tensor> checks = {loss.detach().reshape({1}).to(at::kDouble)};
-  for (const at::Tensor& p : s.Params())
-    if (p.grad().defined()) checks.push_back(p.grad().isfinite().all().reshape({1}).to(at::kDouble));
-  const at::Tensor host = at::cat(checks).cpu();
-  report.loss = host[0].item<double>();
-  if (!std::isfinite(report.loss) || host.narrow(0, 1, host.size(0) - 1).lt(1).any().item<bool>()) {
-    s.adam->ZeroGrad();
-    const char* what = std::isfinite(report.loss) ? "non-finite gradient" : "loss is not finite";
-    return absl::FailedPreconditionError(absl::StrCat(stage, ": ", what, " at step ", s.step));
-  }
-  s.adam->Step();
-  s.adam->ZeroGrad();
+  // The geometry's gradients were made finite above; the color field's must be.
+  if (absl::Status st = FinishStep(loss, s.color.Parameters().All(), *s.adam, stage, s.step, &report.loss); !st.ok()) return st;
   ++s.step;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
@@ -231,36 +204,28 @@ at::Tensor MeshStage::Render(const CameraBatch& cameras, int64_t size) const {
 }
 
 std::map<std::string, at::Tensor> MeshStage::State() const {
-  std::map<std::string, at::Tensor> state;
-  for (const auto& [k, v] : impl_->color.StateDict()) state["color." + k] = v.cpu();
-  for (const auto& [k, v] : impl_->dmtet.State()) state["dmtet." + k] = v.cpu();
-  for (const auto& [k, v] : impl_->adam->State()) state["adam." + k] = v;
-  for (const auto& [k, v] : impl_->guidance->State()) state["guidance." + k] = v;
-  state["rng"] = impl_->generator.get_state();
-  state["step"] = at::tensor({impl_->step}, at::kLong);
+  std::map<std::string, at::Tensor> state = WithPrefix(impl_->color.StateDict(), "color.");
+  state.merge(WithPrefix(impl_->dmtet.State(), "dmtet."));
+  for (auto& [k, v] : state) v = v.cpu();
+  state.merge(WithPrefix(impl_->adam->State(), "adam."));
+  state.merge(WithPrefix(impl_->guidance->State(), "guidance."));
+  PutRngAndStep(impl_->generator, impl_->step, &state);
   return state;
 }
 
 absl::Status MeshStage::LoadState(const std::map<std::string, at::Tensor>& state) {
-  std::map<std::string, at::Tensor> color, dmtet, adam, guidance;
-  for (const auto& [k, v] : state) {
-    if (k.rfind("color.", 0) == 0) color[k.substr(6)] = v;
-    if (k.rfind("dmtet.", 0) == 0) dmtet[k.substr(6)] = v;
-    if (k.rfind("adam.", 0) == 0) adam[k.substr(5)] = v;
-    if (k.rfind("guidance.", 0) == 0) guidance[k.substr(9)] = v;
-  }
-  auto rng = state.find("rng"), step = state.find("step");
-  if (rng == state.end() || step == state.end() || step->second.numel() != 1)
-    return absl::InvalidArgumentError("mesh stage state: 'rng' or 'step' missing");
-  if (absl::Status s = impl_->color.LoadStateDict(color); !s.ok()) return s;
-  if (absl::Status s = impl_->dmtet.LoadState(dmtet); !s.ok()) return s;
+  at::Tensor rng;
+  int64_t step = 0;
+  if (absl::Status s = ReadRngAndStep(state, "mesh stage", &rng, &step); !s.ok()) return s;
+  if (absl::Status s = impl_->color.LoadStateDict(Unprefixed(state, "color.")); !s.ok()) return s;
+  if (absl::Status s = impl_->dmtet.LoadState(Unprefixed(state, "dmtet.")); !s.ok()) return s;
   if (!impl_->config.train_geometry) {
     if (absl::Status s = impl_->Freeze(); !s.ok()) return s;
   }
-  if (absl::Status s = impl_->adam->LoadState(adam); !s.ok()) return s;
-  if (absl::Status s = impl_->guidance->LoadState(guidance); !s.ok()) return s;
-  impl_->generator.set_state(rng->second);
-  impl_->step = step->second.item<int64_t>();
+  if (absl::Status s = impl_->adam->LoadState(Unprefixed(state, "adam.")); !s.ok()) return s;
+  if (absl::Status s = impl_->guidance->LoadState(Unprefixed(state, "guidance.")); !s.ok()) return s;
+  impl_->generator.set_state(rng);
+  impl_->step = step;
   return absl::OkStatus();
 }
 

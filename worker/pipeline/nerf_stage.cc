@@ -1,7 +1,6 @@
 #include "worker/pipeline/nerf_stage.h"
 
 #include <chrono>
-#include <cmath>
 #include <vector>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -9,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "worker/optim/adam.h"
+#include "worker/pipeline/stage_common.h"
 #include "worker/render/volume_renderer.h"
 #include "worker/tinyworld/scene_render.h"
 
@@ -26,11 +26,6 @@ at::Tensor RenderField(const NerfField& field, const CameraBatch& cams, int64_t 
   VolumeRender r = RenderVolume([&field](const at::Tensor& p) { return field.Forward(p); }, cams, o, gen);
   if (opacity != nullptr) *opacity = r.opacity;
   return r.rgb.permute({0, 3, 1, 2});
-}
-
-at::Tensor Resize(const at::Tensor& images, int64_t size) {
-  if (images.size(-1) == size) return images;
-  return at::upsample_bilinear2d(images, std::vector<int64_t>{size, size}, /*align_corners=*/false);
 }
 
 }  // namespace
@@ -64,12 +59,6 @@ struct NerfStage::Impl {
     adam = std::make_unique<Adam>(std::vector<AdamGroup>{{groups.encoding, c.lr_encoding}, {groups.mlp, c.lr_mlp}});
   }
 
-  std::vector<at::Tensor> Params() const {
-    NerfField::ParameterGroups g = field.Parameters();
-    std::vector<at::Tensor> all = g.encoding;
-    all.insert(all.end(), g.mlp.begin(), g.mlp.end());
-    return all;
-  }
 };
 
 NerfStage::NerfStage(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -99,22 +88,10 @@ absl::StatusOr<StageStepReport> NerfStage::Step() {
   at::Tensor opacity;
   at::Tensor images = RenderField(s.field, cams, s.config.render_size, s.config.samples_per_ray, true, &s.generator,
                                   &opacity);
-  at::Tensor loss = s.guidance->Loss(Resize(images, s.prior.image_size()), cams, s.step, s.generator, &report.guidance);
+  at::Tensor loss = s.guidance->Loss(ResizeRenders(images, s.prior.image_size()), cams, s.step, s.generator, &report.guidance);
   if (s.config.sparsity_weight > 0) loss = loss + s.config.sparsity_weight * opacity.mean();
   loss.backward();  // gradients start empty: every step ends with ZeroGrad
-  // One device-to-host copy per step: the loss and whether every gradient is finite.
-  std::vector<at::Tensor> checks = {loss.detach().reshape({1}).to(at::kDouble)};
-  for (const at::Tensor& p : s.Params())
-    if (p.grad().defined()) checks.push_back(p.grad().isfinite().all().reshape({1}).to(at::kDouble));
-  const at::Tensor host = at::cat(checks).cpu();
-  report.loss = host[0].item<double>();
-  if (!std::isfinite(report.loss) || host.narrow(0, 1, host.size(0) - 1).lt(1).any().item<bool>()) {
-    s.adam->ZeroGrad();
-    const char* what = std::isfinite(report.loss) ? "non-finite gradient" : "loss is not finite";
-    return absl::FailedPreconditionError(absl::StrCat("nerf stage: ", what, " at step ", s.step));
-  }
-  s.adam->Step();
-  s.adam->ZeroGrad();
+  if (absl::Status st = FinishStep(loss, s.field.Parameters().All(), *s.adam, "nerf stage", s.step, &report.loss); !st.ok()) return st;
   ++s.step;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
@@ -126,30 +103,23 @@ at::Tensor NerfStage::Render(const CameraBatch& cameras, int64_t size) const {
 }
 
 std::map<std::string, at::Tensor> NerfStage::State() const {
-  std::map<std::string, at::Tensor> state;
-  for (const auto& [k, v] : impl_->field.StateDict()) state["field." + k] = v.cpu();
-  for (const auto& [k, v] : impl_->adam->State()) state["adam." + k] = v;
-  for (const auto& [k, v] : impl_->guidance->State()) state["guidance." + k] = v;
-  state["rng"] = impl_->generator.get_state();
-  state["step"] = at::tensor({impl_->step}, at::kLong);
+  std::map<std::string, at::Tensor> state = WithPrefix(impl_->field.StateDict(), "field.");
+  for (auto& [k, v] : state) v = v.cpu();
+  state.merge(WithPrefix(impl_->adam->State(), "adam."));
+  state.merge(WithPrefix(impl_->guidance->State(), "guidance."));
+  PutRngAndStep(impl_->generator, impl_->step, &state);
   return state;
 }
 
 absl::Status NerfStage::LoadState(const std::map<std::string, at::Tensor>& state) {
-  std::map<std::string, at::Tensor> field, adam, guidance;
-  for (const auto& [k, v] : state) {
-    if (k.rfind("field.", 0) == 0) field[k.substr(6)] = v;
-    if (k.rfind("adam.", 0) == 0) adam[k.substr(5)] = v;
-    if (k.rfind("guidance.", 0) == 0) guidance[k.substr(9)] = v;
-  }
-  auto rng = state.find("rng"), step = state.find("step");
-  if (rng == state.end() || step == state.end() || step->second.numel() != 1)
-    return absl::InvalidArgumentError("nerf stage state: 'rng' or 'step' missing");
-  if (absl::Status s = impl_->field.LoadStateDict(field); !s.ok()) return s;
-  if (absl::Status s = impl_->adam->LoadState(adam); !s.ok()) return s;
-  if (absl::Status s = impl_->guidance->LoadState(guidance); !s.ok()) return s;
-  impl_->generator.set_state(rng->second);
-  impl_->step = step->second.item<int64_t>();
+  at::Tensor rng;
+  int64_t step = 0;
+  if (absl::Status s = ReadRngAndStep(state, "nerf stage", &rng, &step); !s.ok()) return s;
+  if (absl::Status s = impl_->field.LoadStateDict(Unprefixed(state, "field.")); !s.ok()) return s;
+  if (absl::Status s = impl_->adam->LoadState(Unprefixed(state, "adam.")); !s.ok()) return s;
+  if (absl::Status s = impl_->guidance->LoadState(Unprefixed(state, "guidance.")); !s.ok()) return s;
+  impl_->generator.set_state(rng);
+  impl_->step = step;
   return absl::OkStatus();
 }
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "worker/formats/glb.h"
 #include "worker/formats/png.h"
+#include "worker/pipeline/stage_common.h"
 #include "worker/tinyworld/scene_render.h"
 
 namespace psd3d {
@@ -21,19 +22,6 @@ uint64_t StageSeed(uint64_t seed, PipelineStage stage) {
 absl::Status InStage(PipelineStage stage, const absl::Status& s) {
   if (s.ok()) return s;
   return absl::Status(s.code(), absl::StrCat(PipelineStageName(stage), " stage: ", s.message()));
-}
-
-std::map<std::string, at::Tensor> WithPrefix(const std::map<std::string, at::Tensor>& state, const std::string& prefix) {
-  std::map<std::string, at::Tensor> out;
-  for (const auto& [k, v] : state) out[prefix + k] = v;
-  return out;
-}
-
-std::map<std::string, at::Tensor> Unprefixed(const std::map<std::string, at::Tensor>& state, const std::string& prefix) {
-  std::map<std::string, at::Tensor> out;
-  for (const auto& [k, v] : state)
-    if (k.rfind(prefix, 0) == 0) out[k.substr(prefix.size())] = v;
-  return out;
 }
 
 }  // namespace

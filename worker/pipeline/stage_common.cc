@@ -1,0 +1,59 @@
+#include "worker/pipeline/stage_common.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace psd3d {
+
+at::Tensor ResizeRenders(const at::Tensor& images, int64_t size) {
+  if (images.size(-1) == size && images.size(-2) == size) return images;
+  return at::upsample_bilinear2d(images, std::vector<int64_t>{size, size}, /*align_corners=*/false);
+}
+
+absl::Status FinishStep(const at::Tensor& loss, const std::vector<at::Tensor>& checked, Adam& adam,
+                        absl::string_view stage, int64_t step, double* loss_value) {
+  std::vector<at::Tensor> checks = {loss.detach().reshape({1}).to(at::kDouble)};
+  for (const at::Tensor& p : checked)
+    if (p.grad().defined()) checks.push_back(p.grad().isfinite().all().reshape({1}).to(at::kDouble));
+  const at::Tensor host = at::cat(checks).cpu();
+  *loss_value = host[0].item<double>();
+  if (!std::isfinite(*loss_value) || host.narrow(0, 1, host.size(0) - 1).lt(1).any().item<bool>()) {
+    adam.ZeroGrad();
+    const char* what = std::isfinite(*loss_value) ? "non-finite gradient" : "loss is not finite";
+    return absl::FailedPreconditionError(absl::StrCat(stage, ": ", what, " at step ", step));
+  }
+  adam.Step();
+  adam.ZeroGrad();
+  return absl::OkStatus();
+}
+
+std::map<std::string, at::Tensor> WithPrefix(const std::map<std::string, at::Tensor>& state, const std::string& prefix) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [k, v] : state) out[prefix + k] = v;
+  return out;
+}
+
+std::map<std::string, at::Tensor> Unprefixed(const std::map<std::string, at::Tensor>& state, const std::string& prefix) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [k, v] : state)
+    if (k.rfind(prefix, 0) == 0) out[k.substr(prefix.size())] = v;
+  return out;
+}
+
+void PutRngAndStep(const at::Generator& generator, int64_t step, std::map<std::string, at::Tensor>* state) {
+  (*state)["rng"] = generator.get_state();
+  (*state)["step"] = at::tensor({step}, at::kLong);
+}
+
+absl::Status ReadRngAndStep(const std::map<std::string, at::Tensor>& state, absl::string_view stage, at::Tensor* rng,
+                            int64_t* step) {
+  auto r = state.find("rng"), s = state.find("step");
+  if (r == state.end() || s == state.end() || s->second.numel() != 1)
+    return absl::InvalidArgumentError(absl::StrCat(stage, " state: 'rng' or 'step' missing"));
+  *rng = r->second;
+  *step = s->second.item<int64_t>();
+  return absl::OkStatus();
+}
+
+}  // namespace psd3d

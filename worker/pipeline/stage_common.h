@@ -1,0 +1,39 @@
+// What every optimization stage (nerf_stage, mesh_stage) and the pipeline share: resizing renders to
+// the prior's size, the end of a step (finite checks, Adam), and the layout of checkpoint state
+// (name prefixes, the generator and the step).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "worker/optim/adam.h"
+
+namespace psd3d {
+
+// Renders [B,3,h,w] resized (bilinear) to [B,3,size,size]; unchanged when already that size.
+at::Tensor ResizeRenders(const at::Tensor& images, int64_t size);
+
+// After loss.backward(): one device-to-host copy of the loss and of whether every gradient of
+// `checked` is finite; then Adam's step and ZeroGrad. FAILED_PRECONDITION "<stage>: loss is not
+// finite at step N" (or "non-finite gradient") leaves the parameters as they were. `loss_value`
+// receives the loss either way.
+absl::Status FinishStep(const at::Tensor& loss, const std::vector<at::Tensor>& checked, Adam& adam,
+                        absl::string_view stage, int64_t step, double* loss_value);
+
+// {prefix + name: tensor}, and the entries under `prefix` with it removed.
+std::map<std::string, at::Tensor> WithPrefix(const std::map<std::string, at::Tensor>& state, const std::string& prefix);
+std::map<std::string, at::Tensor> Unprefixed(const std::map<std::string, at::Tensor>& state, const std::string& prefix);
+
+// A stage's "rng" (its generator's state) and "step" entries.
+void PutRngAndStep(const at::Generator& generator, int64_t step, std::map<std::string, at::Tensor>* state);
+// INVALID_ARGUMENT "<stage> state: 'rng' or 'step' missing"; nothing is changed on error.
+absl::Status ReadRngAndStep(const std::map<std::string, at::Tensor>& state, absl::string_view stage, at::Tensor* rng,
+                            int64_t* step);
+
+}  // namespace psd3d
