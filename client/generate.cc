@@ -21,6 +21,7 @@
 #include "worker/formats/file_io.h"
 #include "worker/local_job.h"
 #include "worker/psd_engine.h"
+#include "worker/pipeline/cpu_threads.h"
 #include "worker/pipeline/job_run.h"
 
 ABSL_FLAG(std::string, device, "auto", "generate: cpu, cuda, or auto (CUDA when available)");
@@ -63,6 +64,7 @@ int Generate(const std::vector<std::string>& args) {
   ApplySubmitDefaults(&*req, limits);  // seed, method, quality, pack
   const v1::JobSpec& spec = req->spec();
 
+  UseAllCpuCores();
   PsdEngineOptions options;
   const std::string pack_dir = absl::GetFlag(FLAGS_pack_dir);
   options.packs[pack] = pack_dir.empty() ? DefaultTinyPackDir() : pack_dir;

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# On the GPU machine (device tool; carry .deps): builds psd3d-eval with CUDA and runs it as 8 shards
-# sharing the GPU, resuming what an earlier call left in build-gpu-eval/EVAL_DIR, then summarizes.
-# summary.md, grid.png and the CSVs come back in $OUT (the GLBs stay on the machine).
-#   source .deps/gpu-env.sh; scripts/gpu-eval.sh EVAL_DIR BUDGET_S [psd3d-eval flags...]
+# On the GPU machine (device tool; carry .deps): builds psd3d-eval with CUDA and runs it as $SHARDS
+# (default 8) shards sharing the GPU, then summarizes. Runs resume from build-gpu-eval/EVAL_DIR while the
+# machine stays warm, and across machines from gpu-results/EVAL_DIR.tgz (carry gpu-results too): the
+# results come back as $OUT/EVAL_DIR.tgz (CSVs, logs, summary.md, grid.png; not the GLBs), one file,
+# so copy it to gpu-results/ before the next call. summary.md and grid.png also come back loose.
+#   source .deps/gpu-env.sh; [SHARDS=12] [REBUILD=0] scripts/gpu-eval.sh EVAL_DIR BUDGET_S [psd3d-eval flags...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 name=$1 budget=$2
 shift 2
 out=${OUT:-out}
+shards=${SHARDS:-8}
 mkdir -p "$out"
 B=build-gpu-eval
 if [ ! -x $B/tools/eval/psd3d-eval ] || [ "${REBUILD:-1}" = 1 ]; then
@@ -16,12 +19,16 @@ if [ ! -x $B/tools/eval/psd3d-eval ] || [ "${REBUILD:-1}" = 1 ]; then
   cmake --build $B -j16 --target psd3d-eval >"$out/build.log" 2>&1 || { grep -E 'error' "$out/build.log" | head -40; exit 1; }
 fi
 dir=$B/$name
+if [ ! -d "$dir" ] && [ -f "gpu-results/$name.tgz" ]; then
+  tar xzf "gpu-results/$name.tgz" -C $B && echo "resumed from gpu-results/$name.tgz: $(cat "$dir"/runs-*.csv | wc -l) CSV lines"
+fi
 mkdir -p "$dir"
-for i in 0 1 2 3 4 5 6 7; do
-  OMP_NUM_THREADS=2 $B/tools/eval/psd3d-eval --device=cuda --shard=$i/8 --out="$dir" --time_budget="$budget" "$@" \
-    >"$dir/shard-$i.log" 2>&1 &
+for ((i = 0; i < shards; ++i)); do
+  OMP_NUM_THREADS=1 $B/tools/eval/psd3d-eval --device=cuda --shard=$i/$shards --out="$dir" --time_budget="$budget" "$@" \
+    >>"$dir/shard-$i.log" 2>&1 &
 done
 wait
 $B/tools/eval/psd3d-eval summarize --out="$dir" >"$dir/summarize.log" 2>&1
-cp "$dir"/runs-*.csv "$dir"/summary.md "$dir"/grid.png "$dir"/*.log "$out/" 2>/dev/null
-cat "$dir/summary.md" | head -60
+tar czf "$out/$name.tgz" -C $B --exclude='*.glb' "$name"
+cp "$dir"/summary.md "$dir"/grid.png "$out/" 2>/dev/null
+head -60 "$dir/summary.md"

@@ -5,6 +5,7 @@
 
 #ifdef PSD3D_WITH_PSD_ENGINE
 #include "worker/psd_engine.h"
+#include "worker/pipeline/cpu_threads.h"
 #include "worker/pipeline/job_run.h"
 
 ABSL_FLAG(std::string, packs, "",
@@ -39,6 +40,7 @@ absl::StatusOr<std::unique_ptr<psd3d::Engine>> MakeEngine(const std::string& nam
       o.packs = *list;
     }
     o.device = absl::GetFlag(FLAGS_device);
+    psd3d::UseAllCpuCores();
     o.preview_size = absl::GetFlag(FLAGS_preview_size);
     o.settings = absl::GetFlag(FLAGS_set);
     absl::StatusOr<std::unique_ptr<psd3d::PsdEngine>> engine = psd3d::PsdEngine::Create(o);

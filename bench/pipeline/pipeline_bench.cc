@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/GradMode.h>
 #include <torch/cuda.h>
 
 #include "absl/flags/flag.h"
@@ -28,6 +30,7 @@
 #include "absl/strings/str_format.h"
 #include "tools/eval/eval_run.h"
 #include "tools/eval/run_list.h"
+#include "worker/pipeline/cpu_threads.h"
 #include "worker/pipeline/pipeline.h"
 #include "worker/pipeline/presets.h"
 #include "worker/tinyworld/pack.h"
@@ -42,6 +45,9 @@ ABSL_FLAG(std::string, prompt, "a red cube", "Prompt of every run");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of every run");
 ABSL_FLAG(bool, full_job, false, "Time whole jobs (every step of the preset and the export) instead of steps");
 ABSL_FLAG(double, steps_scale, 1.0, "--full_job: multiplies each stage's steps of the preset");
+ABSL_FLAG(bool, components, false,
+          "Time the model calls a step is made of (prior, ψ update, reward, decode) at the coarse stage's batch "
+          "instead of steps");
 
 namespace psd3d {
 namespace {
@@ -229,6 +235,73 @@ int FullJobTable(eval::EvalModels& models, const Setup& setup) {
   return 0;
 }
 
+// Median ms of `fn` over `steps` calls after `warmup`, each bracketed by device synchronizations.
+double TimeCall(const Setup& setup, int64_t warmup, int64_t steps, const std::function<void()>& fn) {
+  std::vector<double> ms;
+  for (int64_t i = 0; i < warmup + steps; ++i) {
+    Sync(setup.device);
+    const Clock::time_point start = Clock::now();
+    fn();
+    Sync(setup.device);
+    if (i >= warmup) ms.push_back(1e3 * Seconds(start));
+  }
+  return Median(ms);
+}
+
+// Where a step's time goes: the model calls of one step at the coarse stage's batch of V views, timed
+// alone (what is left of a step is rendering and its backward).
+int ComponentTable(eval::EvalModels& models, const Setup& setup) {
+  const int64_t warmup = absl::GetFlag(FLAGS_warmup), steps = absl::GetFlag(FLAGS_steps);
+  const PipelineConfig config = PresetConfig(setup.quality, GuidanceMethod::kPsd);
+  const int64_t v = config.coarse.views, size = models.prior->image_size();
+  at::Generator gen = at::detail::createCPUGenerator(setup.seed);
+  const CameraBatch cams = SampleCameras(ViewRanges{}, v, gen, setup.device);
+  const at::TensorOptions opt = at::TensorOptions().device(setup.device);
+  at::Tensor images = at::rand({v, 3, size, size}, gen).to(setup.device);
+  at::Tensor z = models.prior->Encode(images);
+  absl::StatusOr<at::Tensor> text = models.prior->EncodePrompt(setup.prompt);
+  absl::StatusOr<at::Tensor> reward_text = models.reward->EncodePrompt(setup.prompt);
+  if (!text.ok() || !reward_text.ok()) {
+    std::fprintf(stderr, "psd3d-pipeline-bench: %s\n", std::string((text.ok() ? reward_text.status() : text.status()).message()).c_str());
+    return 1;
+  }
+  at::Tensor ctx = text->to(setup.device);
+  const at::Tensor t = at::full({v}, 400, opt.dtype(at::kLong));
+  auto prior_call = [&](int64_t copies) {  // copies × V images in one no-grad call
+    c10::NoGradGuard no_grad;
+    models.prior->PredictNoise(z.repeat({copies, 1, 1, 1}), t.repeat({copies}), ctx.expand({copies * v, -1, -1}),
+                               cams.repeat(copies));
+  };
+  struct Row {
+    std::string what;
+    double ms;
+  };
+  std::vector<Row> rows;
+  rows.push_back({absl::StrFormat("prior ε̂, %d images (SDS: 1 noise × 2 CFG branches)", 2 * v),
+                  TimeCall(setup, warmup, steps, [&] { prior_call(2); })});
+  rows.push_back({absl::StrFormat("prior ε̂, %d images (PSD: 2 noises × 2 CFG branches)", 4 * v),
+                  TimeCall(setup, warmup, steps, [&] { prior_call(4); })});
+  rows.push_back({absl::StrFormat("ψ update: prior + decode + reward, forward and backward, %d images", v),
+                  TimeCall(setup, warmup, steps, [&] {
+                    c10::AutoGradMode grad(true);
+                    at::Tensor psi = ctx.detach().clone().set_requires_grad(true);
+                    at::Tensor eps = models.prior->PredictNoise(z, t, psi.expand({v, -1, -1}), cams);
+                    at::Tensor x0 = models.prior->Decode(models.prior->schedule().PredictX0(z, eps, t)).clamp(0, 1);
+                    models.reward->Score(x0, *reward_text).mean().backward();
+                  })});
+  rows.push_back({absl::StrFormat("reward of %d one-step predictions (PSD ranks 2 noises)", 2 * v),
+                  TimeCall(setup, warmup, steps, [&] {
+                    c10::NoGradGuard no_grad;
+                    models.reward->Score(images.repeat({2, 1, 1, 1}), *reward_text);
+                  })});
+  std::printf("model calls of one coarse step, quality %s on %s (V = %d views, %dx%d): median of %d calls after %d "
+              "warm-up\n\n| call | median ms |\n| --- | ---: |\n",
+              std::string(QualityName(setup.quality)).c_str(), setup.device.str().c_str(), static_cast<int>(v),
+              static_cast<int>(size), static_cast<int>(size), static_cast<int>(steps), static_cast<int>(warmup));
+  for (const Row& r : rows) std::printf("| %s | %.1f |\n", r.what.c_str(), r.ms);
+  return 0;
+}
+
 absl::StatusOr<Setup> ReadSetup() {
   Setup s;
   absl::StatusOr<Quality> quality = ParseQuality(absl::GetFlag(FLAGS_quality));
@@ -269,6 +342,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "psd3d-pipeline-bench: %s\n", std::string(setup.status().message()).c_str());
     return 1;
   }
+  psd3d::UseAllCpuCores();
   std::string pack = absl::GetFlag(FLAGS_pack_dir);
   if (pack.empty()) pack = psd3d::tinyworld::DefaultPackDir();
   absl::StatusOr<psd3d::eval::EvalModels> models = psd3d::eval::LoadEvalModels(pack, setup->device);
@@ -276,5 +350,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "psd3d-pipeline-bench: %s\n", std::string(models.status().message()).c_str());
     return 1;
   }
+  if (absl::GetFlag(FLAGS_components)) return psd3d::ComponentTable(*models, *setup);
   return absl::GetFlag(FLAGS_full_job) ? psd3d::FullJobTable(*models, *setup) : psd3d::StepTable(*models, *setup);
 }

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "tools/eval/run_command.h"
 #include "tools/eval/summary.h"
+#include "worker/pipeline/cpu_threads.h"
 #include "worker/tinyworld/pack.h"
 
 ABSL_FLAG(std::string, pack_dir, "", "Model pack folder (default: $PSD3D_PACK_DIR or models/tiny of the source tree)");
@@ -110,5 +111,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "psd3d-eval: unknown command '%s'\n\n%s\n", args.size() > 2 ? args[2] : command.c_str(), kUsage);
     return 2;
   }
-  return command == "summarize" ? Summarize() : Run();
+  if (command == "summarize") return Summarize();
+  psd3d::UseAllCpuCores();
+  return Run();
 }

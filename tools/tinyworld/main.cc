@@ -11,6 +11,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
 #include "tools/tinyworld/command.h"
+#include "worker/pipeline/cpu_threads.h"
 #include "worker/tinyworld/pack.h"
 
 ABSL_FLAG(std::string, pack, "", "Pack folder to read and write (default: $PSD3D_PACK_DIR or models/tiny of the source tree)");
@@ -63,5 +64,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (absl::GetFlag(FLAGS_pack).empty()) absl::SetFlag(&FLAGS_pack, psd3d::tinyworld::DefaultPackDir());
+  psd3d::UseAllCpuCores();
   return psd3d::tinyworld::Commands().at(args[1]).run();
 }
