@@ -4,6 +4,7 @@
 # machine stays warm, and across machines from gpu-results/EVAL_DIR.tgz (carry gpu-results too): the
 # results come back as $OUT/EVAL_DIR.tgz (CSVs, logs, summary.md, grid.png; not the GLBs), one file,
 # so copy it to gpu-results/ before the next call. summary.md and grid.png also come back loose.
+# BUDGET_S counts from the script's start (the build included); runs stop starting when it is spent.
 #   source .deps/gpu-env.sh; [SHARDS=12] [REBUILD=0] scripts/gpu-eval.sh EVAL_DIR BUDGET_S [psd3d-eval flags...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +24,10 @@ if [ ! -d "$dir" ] && [ -f "gpu-results/$name.tgz" ]; then
   tar xzf "gpu-results/$name.tgz" -C $B && echo "resumed from gpu-results/$name.tgz: $(cat "$dir"/runs-*.csv | wc -l) CSV lines"
 fi
 mkdir -p "$dir"
+left=$((budget - SECONDS))
+[ "$left" -gt 30 ] || { echo "gpu-eval: no time left after the build ($SECONDS s)"; left=30; }
 for ((i = 0; i < shards; ++i)); do
-  OMP_NUM_THREADS=1 $B/tools/eval/psd3d-eval --device=cuda --shard=$i/$shards --out="$dir" --time_budget="$budget" "$@" \
+  OMP_NUM_THREADS=1 $B/tools/eval/psd3d-eval --device=cuda --shard=$i/$shards --out="$dir" --time_budget="$left" "$@" \
     >>"$dir/shard-$i.log" 2>&1 &
 done
 wait
