@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <map>
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/reflection.h"
@@ -20,7 +21,7 @@ constexpr absl::string_view kUsageFlags[] = {"help",   "helpfull",  "helpshort",
 
 absl::StatusOr<CheckedArgs> CheckArgs(int argc, char** argv) {
   CheckedArgs out;
-  std::vector<std::string> labels;
+  std::map<std::string, std::vector<std::string>> lists;  // repeated list flags (--label, --set), merged
   bool positional_only = false;  // after "--"
   for (int i = 0; i < argc; ++i) {
     const absl::string_view arg = argv[i];
@@ -60,14 +61,15 @@ absl::StatusOr<CheckedArgs> CheckArgs(int argc, char** argv) {
     }
     std::string error;
     if (!flag->ParseFrom(value, &error)) return absl::InvalidArgumentError(error);
-    if (name == "label") {
-      labels.push_back(value);
+    if (flag->IsOfType<std::vector<std::string>>()) {
+      lists[std::string(name)].push_back(value);
     } else {
       out.argv.push_back(absl::StrCat("--", name, "=", value));
     }
   }
-  // Right after the program name, so that it stays before any "--".
-  if (!labels.empty()) out.argv.insert(out.argv.begin() + 1, "--label=" + absl::StrJoin(labels, ","));
+  // Right after the program name, so that they stay before any "--".
+  for (const auto& [name, values] : lists)
+    out.argv.insert(out.argv.begin() + 1, absl::StrCat("--", name, "=", absl::StrJoin(values, ",")));
   return out;
 }
 

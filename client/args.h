@@ -10,8 +10,8 @@
 namespace psd3d::cli {
 
 struct CheckedArgs {
-  // The command line for absl::ParseCommandLine: flags in --name=value form, and repeated --label flags
-  // merged into one (Abseil would keep only the last).
+  // The command line for absl::ParseCommandLine: flags in --name=value form, and repeated list flags
+  // (--label, --set) merged into one comma list (Abseil would keep only the last).
   std::vector<std::string> argv;
   bool help = false;  // --help or one of its variants, which Abseil handles
 };

@@ -1,6 +1,7 @@
 // End to end with the real engine: redis-server, psd3d-server and psd3d-worker (the PSD engine on the
 // tiny pack, CPU) as processes, the psd3d CLI as the client. A short DRAFT job runs to a GLB that the
 // Khronos validator accepts, with its previews; a job the engine cannot read fails without retries.
+// `psd3d generate` runs the same engine locally, without a server.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -76,6 +77,37 @@ TEST_F(PsdEndToEndTest, APromptThePackCannotReadFailsOnceWithTheWord) {
   EXPECT_TRUE(absl::StrContains(r.output, "dragon")) << r.output;
   Result list = Cli({"list", "--json"});
   EXPECT_TRUE(absl::StrContains(list.output, "\"attempt\":1,")) << list.output;  // not retried
+}
+
+// `psd3d generate` runs the same engine in-process, without a server: progress, previews, a valid GLB.
+// Repeated --set flags add up (each one here is needed to keep the run small).
+TEST(LocalGenerateTest, WritesAValidGlbAndPreviewsWithoutAServer) {
+  const std::string dir = testing::MakeTempDir("generate");
+  const std::string glb = dir + "/cone.glb", previews = dir + "/previews";
+  Process p("generate",
+            {testing::CliBinary(), "generate", "a blue cone", "-o", glb, "--previews_dir=" + previews, "--seed=2",
+             "--device=cpu", "--steps=coarse=2,geometry=2,texture=2", "--preview_interval=2",
+             "--set=coarse.render_size=16", "--set=coarse.samples_per_ray=16",
+             "--set=geometry.resolution=12,export.texture_size=64"},
+            dir);
+  ASSERT_EQ(p.Wait(absl::Seconds(240)), 0) << p.Log();
+  EXPECT_TRUE(absl::StrContains(p.Log(), "saved " + glb)) << p.Log();
+  EXPECT_TRUE(std::filesystem::exists(previews + "/latest.png")) << p.Log();
+  ASSERT_EQ(testing::GltfValidatorMissing(), "");
+  const testing::GltfValidation v = testing::RunGltfValidator({glb});
+  EXPECT_EQ(v.exit_code, 0) << v.output;
+
+  // A word the pack cannot read is a usage error that names it, and nothing is written.
+  Process bad("generate-bad", {testing::CliBinary(), "generate", "a red dragon", "-o", dir + "/dragon.glb"}, dir);
+  EXPECT_EQ(bad.Wait(absl::Seconds(60)), 2) << bad.Log();
+  EXPECT_TRUE(absl::StrContains(bad.Log(), "dragon")) << bad.Log();
+  EXPECT_FALSE(std::filesystem::exists(dir + "/dragon.glb"));
+  // An earlier --set is not dropped by a later one: its bad key is reported.
+  Process knob("generate-knob",
+               {testing::CliBinary(), "generate", "a blue cone", "--set=coarse.bogus=1", "--set=geometry.resolution=12"},
+               dir);
+  EXPECT_EQ(knob.Wait(absl::Seconds(60)), 2) << knob.Log();
+  EXPECT_TRUE(absl::StrContains(knob.Log(), "coarse.bogus")) << knob.Log();
 }
 
 }  // namespace

@@ -179,13 +179,16 @@ TEST_F(PipelineTest, PresetsOverridesAndSettingsValidate) {
   EXPECT_EQ(c.coarse.steps, 10);
   EXPECT_EQ(c.coarse.views, 2);
   // The t window anneals over the new length.
-  EXPECT_DOUBLE_EQ(c.coarse.guidance.t_max.At(10), PresetConfig(Quality::kDraft, GuidanceMethod::kPsd).coarse.guidance.t_max.At(60));
+  const PipelineConfig preset = PresetConfig(Quality::kDraft, GuidanceMethod::kPsd);
+  EXPECT_DOUBLE_EQ(c.coarse.guidance.t_max.At(10), preset.coarse.guidance.t_max.At(preset.coarse.steps));
   EXPECT_TRUE(SetConfigValue("geometry.t_max=0.6:0.2", &c).ok());
   EXPECT_DOUBLE_EQ(c.geometry.guidance.t_max.At(0), 0.6);
   EXPECT_TRUE(SetConfigValue("all.guidance_scale=20", &c).ok());
   EXPECT_EQ(c.texture.guidance.guidance_scale, 20);
+  EXPECT_TRUE(SetConfigValue("coarse.grid_levels=6", &c).ok());
+  EXPECT_EQ(c.coarse.field.encoding.levels, 6);
   for (const char* bad : {"coarse.nonsense=1", "coarse.steps=x", "nowhere.steps=3", "coarse.steps", "coarse.views=0",
-                          "export.texture_size=3", "geometry.samples_per_ray=8"})
+                          "export.texture_size=3", "geometry.samples_per_ray=8", "coarse.grid_levels=0"})
     EXPECT_FALSE(SetConfigValue(bad, &c).ok()) << bad;
 }
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "worker/formats/file_io.h"
 #include "worker/formats/glb_reader.h"
 #include "worker/pipeline/pipeline.h"
@@ -70,7 +71,7 @@ absl::Status Execute(EvalModels& models, const EvalRun& run, const EvalSettings&
   absl::StatusOr<tinyworld::Subject> subject = tinyworld::ParsePrompt(run.prompt);
   if (!subject.ok()) return subject.status();
   result->subject = tinyworld::SubjectName(*subject);
-  absl::StatusOr<PipelineConfig> config = EvalConfig(settings.quality, run.method, settings.steps_scale);
+  absl::StatusOr<PipelineConfig> config = EvalConfig(settings.quality, run.method, settings.steps_scale, settings.settings);
   if (!config.ok()) return config.status();
 
   const auto start = std::chrono::steady_clock::now();
@@ -115,13 +116,14 @@ absl::StatusOr<EvalModels> LoadEvalModels(const std::string& pack_dir, const at:
   return m;
 }
 
-absl::StatusOr<PipelineConfig> EvalConfig(Quality quality, GuidanceMethod method, double steps_scale) {
+absl::StatusOr<PipelineConfig> EvalConfig(Quality quality, GuidanceMethod method, double steps_scale,
+                                          const std::vector<std::string>& settings) {
   if (!(steps_scale > 0) || !std::isfinite(steps_scale)) {
     return absl::InvalidArgumentError(absl::StrCat("--steps_scale must be > 0, got ", steps_scale));
   }
   PipelineConfig config = PresetConfig(quality, method);
-  if (steps_scale == 1) return config;
   for (PipelineStage stage : {PipelineStage::kCoarse, PipelineStage::kGeometry, PipelineStage::kTexture}) {
+    if (steps_scale == 1) break;
     const int64_t preset = stage == PipelineStage::kCoarse     ? config.coarse.steps
                            : stage == PipelineStage::kGeometry ? config.geometry.steps
                                                                : config.texture.steps;
@@ -129,8 +131,12 @@ absl::StatusOr<PipelineConfig> EvalConfig(Quality quality, GuidanceMethod method
     o.steps = std::max<int64_t>(1, std::llround(static_cast<double>(preset) * steps_scale));
     if (absl::Status s = ApplyStageOverride(stage, o, &config); !s.ok()) return s;
   }
+  for (const std::string& setting : settings)
+    if (absl::Status s = SetConfigValue(setting, &config); !s.ok()) return s;
   return config;
 }
+
+std::string JoinSettings(const std::vector<std::string>& settings) { return absl::StrJoin(settings, " "); }
 
 std::string GlbRelativePath(absl::string_view method, absl::string_view prompt, uint64_t seed) {
   std::string slug;
@@ -149,6 +155,7 @@ RunResult RunOne(EvalModels& models, const EvalRun& run, const EvalSettings& set
   r.seed = run.seed;
   r.quality = std::string(QualityName(settings.quality));
   r.steps_scale = settings.steps_scale;
+  r.settings = JoinSettings(settings.settings);
   r.device = models.device.str();
   absl::Status status;
   try {

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -29,13 +30,18 @@ struct EvalModels {
 absl::StatusOr<EvalModels> LoadEvalModels(const std::string& pack_dir, const at::Device& device);
 
 // PresetConfig(quality, method) with every optimized stage's steps multiplied by `steps_scale` (rounded,
-// at least 1) through ApplyStageOverride, so the t-window schedules follow the new lengths.
-// INVALID_ARGUMENT for a scale ≤ 0 or an override the engine refuses.
-absl::StatusOr<PipelineConfig> EvalConfig(Quality quality, GuidanceMethod method, double steps_scale);
+// at least 1) through ApplyStageOverride, so the t-window schedules follow the new lengths, then
+// `settings` (SetConfigValue, in order). INVALID_ARGUMENT for a scale ≤ 0, an override the engine
+// refuses or a bad setting.
+absl::StatusOr<PipelineConfig> EvalConfig(Quality quality, GuidanceMethod method, double steps_scale,
+                                          const std::vector<std::string>& settings = {});
+// The settings as one CSV field: "a=1 b=2" ("" for none).
+std::string JoinSettings(const std::vector<std::string>& settings);
 
 struct EvalSettings {
   Quality quality = Quality::kDraft;
   double steps_scale = 1;
+  std::vector<std::string> settings;  // presets.h SetConfigValue knobs, applied after the step scale
   std::string out_dir;   // GLBs go to out_dir/glb/
   bool keep_glb = true;  // write each run's GLB
 };

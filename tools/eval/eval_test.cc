@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "absl/strings/match.h"
+#include "tools/eval/eval_run.h"
 #include "tools/eval/grid.h"
 #include "tools/eval/results_csv.h"
 #include "tools/eval/run_command.h"
@@ -20,6 +21,7 @@
 #include "tools/eval/summary.h"
 #include "worker/formats/file_io.h"
 #include "worker/formats/png.h"
+#include "worker/pipeline/presets.h"
 #include "worker/tinyworld/pack.h"
 
 namespace psd3d::eval {
@@ -105,6 +107,7 @@ TEST(ResultsCsvTest, RoundTripsEveryFieldAndQuotes) {
   a.shape = "cube";
   a.nearest_color = "red";
   a.steps_scale = 0.05;
+  a.settings = "all.tau=2 coarse.t_max=0.9:0.5";
   a.faces = 1234;
   a.glb = "glb/x.glb";
   RunResult b;
@@ -123,6 +126,7 @@ TEST(ResultsCsvTest, RoundTripsEveryFieldAndQuotes) {
   EXPECT_EQ(a2.seed, 2u);
   EXPECT_DOUBLE_EQ(a2.reward, -1.25);
   EXPECT_DOUBLE_EQ(a2.steps_scale, 0.05);
+  EXPECT_EQ(a2.settings, "all.tau=2 coarse.t_max=0.9:0.5");
   EXPECT_EQ(a2.faces, 1234);
   EXPECT_TRUE(a2.ok && a2.shape_correct && !a2.color_correct);
   EXPECT_EQ(a2.glb, "glb/x.glb");
@@ -225,13 +229,25 @@ TEST(GridTest, LayoutPutsHeldOutFirstAndSpreadsSeenPrompts) {
   EXPECT_EQ(layout.methods, (std::vector<std::string>{"sds", "psd"}));
 }
 
+TEST(EvalConfigTest, ScalesStepsThenAppliesSettings) {
+  auto c = EvalConfig(Quality::kDraft, GuidanceMethod::kPsd, 0.5, {"all.lambda_pref=0.25", "coarse.steps=7"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  const PipelineConfig preset = PresetConfig(Quality::kDraft, GuidanceMethod::kPsd);
+  EXPECT_EQ(c->coarse.steps, 7);
+  EXPECT_EQ(c->geometry.steps, preset.geometry.steps / 2);
+  EXPECT_DOUBLE_EQ(c->texture.guidance.lambda_pref, 0.25);
+  auto bad = EvalConfig(Quality::kDraft, GuidanceMethod::kPsd, 1, {"coarse.bogus=1"});
+  EXPECT_FALSE(bad.ok());
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), "coarse.bogus")) << bad.status();
+}
+
 // The whole tool on CPU: 2 runs of 3 steps each, a resume that finds nothing to do, the summary.
 TEST(EvalEndToEndTest, RunsResumesAndSummarizes) {
   const fs::path out = TempDir("e2e");
   RunCommandOptions o;
   o.pack_dir = tinyworld::DefaultPackDir();
   o.settings.quality = Quality::kDraft;
-  o.settings.steps_scale = 0.02;  // 1 step per stage
+  o.settings.steps_scale = 0.005;  // 1 step per stage
   o.settings.out_dir = out.string();
   o.methods = "sds,reward_gradient";
   o.prompts = "a red torus";
@@ -251,7 +267,10 @@ TEST(EvalEndToEndTest, RunsResumesAndSummarizes) {
   }
   ASSERT_EQ(RunEvaluation(o), kExitDone);  // resumes: nothing left
   EXPECT_EQ(ReadResults(out.string(), &warnings)->size(), 2u);
-  o.settings.steps_scale = 0.5;  // another experiment in the same folder is refused
+  o.settings.settings = {"all.guidance_scale=5"};  // another experiment in the same folder is refused
+  EXPECT_EQ(RunEvaluation(o), kExitFailed);
+  o.settings.settings = {};
+  o.settings.steps_scale = 0.5;
   EXPECT_EQ(RunEvaluation(o), kExitFailed);
 
   ASSERT_TRUE(WriteSummary(out.string(), 16).ok());

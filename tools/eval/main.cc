@@ -32,6 +32,9 @@ ABSL_FLAG(std::string, out, "eval-out", "Folder for runs-*.csv, glb/, summary.md
 ABSL_FLAG(double, time_budget, 0,
           "Seconds; when used up, the current run finishes and the process exits 3 (rerun to resume). 0: none");
 ABSL_FLAG(bool, glb, true, "Keep each run's GLB under <out>/glb/ (the picture grid needs them)");
+ABSL_FLAG(std::vector<std::string>, set, {},
+          "Knobs on top of the preset for every run, comma-separated, e.g. --set=all.lambda_pref=0.5,coarse.tau=2 "
+          "(worker/pipeline/presets.h SetConfigValue); recorded per run, one folder holds one setting");
 ABSL_FLAG(int64_t, grid_cell, 128, "summarize: pixels per cell of grid.png");
 
 namespace {
@@ -76,6 +79,7 @@ int Run() {
   if (!quality.ok()) return Fail(quality.status());
   o.settings.quality = *quality;
   o.settings.steps_scale = absl::GetFlag(FLAGS_steps_scale);
+  o.settings.settings = absl::GetFlag(FLAGS_set);
   o.settings.out_dir = absl::GetFlag(FLAGS_out);
   o.settings.keep_glb = absl::GetFlag(FLAGS_glb);
   o.methods = absl::GetFlag(FLAGS_methods);

@@ -64,6 +64,7 @@ const std::vector<Column>& Columns() {
       Integer("seed", &RunResult::seed),
       Text("quality", &RunResult::quality),
       Double("steps_scale", &RunResult::steps_scale),
+      Text("settings", &RunResult::settings),
       Text("device", &RunResult::device),
       Integer("steps", &RunResult::steps),
       Bool("ok", &RunResult::ok),

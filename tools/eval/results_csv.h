@@ -32,6 +32,7 @@ struct RunResult {
   // The configuration, so that one folder never silently mixes evaluations.
   std::string quality;
   double steps_scale = 1;
+  std::string settings;  // the --set knobs, space-separated ("" for none; also in files without the column)
   std::string device;
   int64_t steps = 0;  // optimization steps of the run (all stages)
 

@@ -29,7 +29,7 @@ absl::StatusOr<std::vector<EvalRun>> ShardRuns(const RunCommandOptions& o, Shard
   if (!s.ok()) return s.status();
   *shard = *s;
   for (GuidanceMethod m : *methods) {
-    absl::StatusOr<PipelineConfig> config = EvalConfig(o.settings.quality, m, o.settings.steps_scale);
+    absl::StatusOr<PipelineConfig> config = EvalConfig(o.settings.quality, m, o.settings.steps_scale, o.settings.settings);
     if (!config.ok()) return config.status();
   }
   absl::StatusOr<std::vector<EvalRun>> all = MakeRuns(*methods, *prompts, o.seeds);
@@ -41,15 +41,20 @@ absl::StatusOr<std::vector<EvalRun>> ShardRuns(const RunCommandOptions& o, Shard
 }
 
 // Keys of the runs the out folder already holds. INVALID_ARGUMENT when they were made under another
-// quality or step scale: one folder, one experiment.
+// quality, step scale or settings: one folder, one experiment.
 absl::StatusOr<std::set<std::string>> DoneRuns(const EvalSettings& settings) {
   std::vector<std::string> warnings;
   absl::StatusOr<std::vector<RunResult>> rows = ReadResults(settings.out_dir, &warnings);
   if (!rows.ok()) return rows.status();
   for (const std::string& w : warnings) std::fprintf(stderr, "psd3d-eval: %s\n", w.c_str());
   const std::string quality(QualityName(settings.quality));
+  const std::string knobs = JoinSettings(settings.settings);
   std::set<std::string> done;
   for (const RunResult& r : *rows) {
+    if (r.settings != knobs) {
+      return absl::InvalidArgumentError(absl::StrFormat("%s holds runs with --set='%s', not '%s'; use another --out",
+                                                        settings.out_dir, r.settings, knobs));
+    }
     if (r.quality != quality || std::abs(r.steps_scale - settings.steps_scale) > 1e-9 * settings.steps_scale) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s holds runs at --quality=%s --steps_scale=%g, not %s / %g; use another --out", settings.out_dir,

@@ -133,7 +133,8 @@ std::string Overview(const std::vector<RunResult>& results) {
   std::set<uint64_t> seeds;
   int64_t failed = 0;
   for (const RunResult& r : results) {
-    configs.insert(absl::StrFormat("quality %s, steps ×%g", r.quality, r.steps_scale));
+    configs.insert(absl::StrFormat("quality %s, steps ×%g%s", r.quality, r.steps_scale,
+                                   r.settings.empty() ? "" : absl::StrCat(", --set ", r.settings)));
     devices.insert(r.device);
     prompts.insert(r.prompt);
     if (r.held_out) held_out.insert(r.prompt);

@@ -43,17 +43,19 @@ PipelineConfig PresetConfig(Quality quality, GuidanceMethod method) {
   const int64_t scale = quality == Quality::kHigh ? 2 : 1;
 
   NerfStageConfig& n = c.coarse;
-  n.steps = draft ? 60 : 600 * scale;
+  n.steps = draft ? 240 : 600 * scale;
   n.views = draft ? 1 : 4 * scale;
   n.render_size = draft ? 32 : 64;
   n.samples_per_ray = draft ? 32 : 64;
-  if (draft) {
-    n.field.encoding.levels = 8;
+  if (draft) {  // 4 levels, 16 → 54 cells: finer levels only add surface noise at 32² renders
+    n.field.encoding.levels = 4;
     n.field.encoding.log2_table_size = 14;
     n.field.encoding.per_level_scale = 1.5;
   }
-  // DRAFT's 60 steps need faster learning to grow the blob to the world's object size (measured on
-  // the H100 with scripts/sweeps/draft-std.txt: 3× the rates gives a larger, boxier "red cube").
+  // DRAFT's short coarse stage needs faster learning to grow the blob to the world's object size
+  // (measured on the H100 with scripts/sweeps/draft-std.txt: 3× the rates gives a larger, boxier "red
+  // cube"). 240 steps and 100 geometry steps give a cube with flat faces where 60 and 30 gave a round
+  // blob (CPU, 2 cores, ~100 s for PSD: docs/results.md).
   n.lr_encoding = draft ? 3e-2 : 1e-2;
   n.lr_mlp = draft ? 3e-3 : 1e-3;
   n.sparsity_weight = 0.0;
@@ -61,7 +63,7 @@ PipelineConfig PresetConfig(Quality quality, GuidanceMethod method) {
 
   MeshStageConfig& g = c.geometry;
   g.train_geometry = true;
-  g.steps = draft ? 30 : 300 * scale;
+  g.steps = draft ? 100 : 300 * scale;
   g.views = draft ? 1 : 4 * scale;
   g.render_size = 64;
   g.supersample = draft ? 1 : 2;
@@ -182,6 +184,10 @@ absl::Status SetStageValue(PipelineStage stage, absl::string_view field, absl::s
     else if (field == "render_size") s.render_size = n;
     else if (field == "lr_encoding") s.lr_encoding = v;
     else if (field == "lr_mlp") s.lr_mlp = v;
+    else if (field == "grid_levels") s.field.encoding.levels = static_cast<int>(n);
+    else if (field == "grid_base_resolution") s.field.encoding.base_resolution = static_cast<int>(n);
+    else if (field == "grid_per_level_scale") s.field.encoding.per_level_scale = v;
+    else if (field == "grid_log2_table_size") s.field.encoding.log2_table_size = static_cast<int>(n);
     else return SetGuidance(field, value, v, numeric, s.steps, &s.guidance, known);
   } else {
     MeshStageConfig& s = stage == PipelineStage::kGeometry ? c->geometry : c->texture;
