@@ -5,6 +5,8 @@
 # results come back as $OUT/EVAL_DIR.tgz (CSVs, logs, summary.md, grid.png; not the GLBs), one file,
 # so copy it to gpu-results/ before the next call. summary.md and grid.png also come back loose.
 # BUDGET_S counts from the script's start (the build included); runs stop starting when it is spent.
+# The grid needs the seed-1 GLBs, which stay on the machine: keep grid.png from the call that finished
+# seed 1 (runs go seed-major), since a later call on a fresh machine draws empty cells.
 #   source .deps/gpu-env.sh; [SHARDS=12] [REBUILD=0] scripts/gpu-eval.sh EVAL_DIR BUDGET_S [psd3d-eval flags...]
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -180,6 +180,9 @@ struct JobTiming {
   int64_t steps = 0;
   std::map<PipelineStage, double> seconds;  // kExport: the export
   double total = 0;
+  // Two-noise methods: the mean reward gap between the one-step predictions and the mean preference
+  // weight (PSD: λ·s(Δr); DreamDPO: share of views with the preference term) over every step.
+  double reward_gap = 0, pref_weight = 0;
 };
 
 absl::StatusOr<JobTiming> TimeJob(eval::EvalModels& models, const Setup& setup, GuidanceMethod method, double scale) {
@@ -196,6 +199,9 @@ absl::StatusOr<JobTiming> TimeJob(eval::EvalModels& models, const Setup& setup, 
   while ((*p)->stage() != PipelineStage::kExport) {
     absl::StatusOr<PipelineStepReport> r = (*p)->Step();
     if (!r.ok()) return r.status();
+    const GuidanceStats& g = r->detail.guidance;
+    job.reward_gap += (g.reward_win - g.reward_lose) / static_cast<double>(job.steps);
+    job.pref_weight += g.pref_weight / static_cast<double>(job.steps);
     if ((*p)->stage() != r->stage) {  // the stage's last step (and the next stage's setup)
       Sync(setup.device);
       job.seconds[r->stage] = Seconds(lap);
@@ -214,8 +220,8 @@ int FullJobTable(eval::EvalModels& models, const Setup& setup) {
   std::printf("whole jobs: quality %s (steps ×%g) on %s, prompt '%s', seed %d\n\n",
               std::string(QualityName(setup.quality)).c_str(), scale, setup.device.str().c_str(),
               setup.prompt.c_str(), static_cast<int>(setup.seed));
-  std::printf("| method | steps | coarse s | geometry s | texture s | export s | total s | × SDS |\n");
-  std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  std::printf("| method | steps | coarse s | geometry s | texture s | export s | total s | × SDS | mean Δr | mean pref weight |\n");
+  std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   double sds = 0;
   for (GuidanceMethod m : setup.methods) {
     absl::StatusOr<JobTiming> job = Guarded<JobTiming>([&] { return TimeJob(models, setup, m, scale); });
@@ -226,10 +232,11 @@ int FullJobTable(eval::EvalModels& models, const Setup& setup) {
     }
     if (m == GuidanceMethod::kSds) sds = job->total;
     const std::string ratio = sds > 0 ? absl::StrFormat("%.2f", job->total / sds) : "–";
-    std::printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %s |\n", std::string(GuidanceMethodName(m)).c_str(),
-                static_cast<int>(job->steps), job->seconds[PipelineStage::kCoarse],
-                job->seconds[PipelineStage::kGeometry], job->seconds[PipelineStage::kTexture],
-                job->seconds[PipelineStage::kExport], job->total, ratio.c_str());
+    std::printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %.3f | %.3f |\n",
+                std::string(GuidanceMethodName(m)).c_str(), static_cast<int>(job->steps),
+                job->seconds[PipelineStage::kCoarse], job->seconds[PipelineStage::kGeometry],
+                job->seconds[PipelineStage::kTexture], job->seconds[PipelineStage::kExport], job->total, ratio.c_str(),
+                job->reward_gap, job->pref_weight);
     std::fflush(stdout);
   }
   return 0;
