@@ -110,5 +110,13 @@ TEST(LocalGenerateTest, WritesAValidGlbAndPreviewsWithoutAServer) {
   EXPECT_TRUE(absl::StrContains(knob.Log(), "coarse.bogus")) << knob.Log();
 }
 
+// psd3d-worker takes --set once: Abseil would silently keep only the last of several.
+TEST(WorkerFlagsTest, RepeatedSetIsRefusedBeforeAnythingStarts) {
+  const std::string dir = testing::MakeTempDir("worker_flags");
+  Process p("worker", {testing::WorkerBinary(), "--set=coarse.steps=3", "--set=geometry.steps=3"}, dir);
+  EXPECT_EQ(p.Wait(absl::Seconds(30)), 2) << p.Log();
+  EXPECT_TRUE(absl::StrContains(p.Log(), "comma list")) << p.Log();
+}
+
 }  // namespace
 }  // namespace psd3d

@@ -1,5 +1,8 @@
 // psd3d-worker: pulls jobs from the queue and runs them on this machine's engine.
+#include <cstdio>
+
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "worker/worker_main.h"
 
@@ -13,8 +16,8 @@ ABSL_FLAG(std::string, packs, "",
           "i.e. $PSD3D_PACK_DIR or the source tree's models/tiny)");
 ABSL_FLAG(std::string, device, "auto", "Where jobs run: cpu, cuda, or auto (CUDA when available)");
 ABSL_FLAG(std::vector<std::string>, set, {},
-          "Expert knobs applied to every job on top of its preset, e.g. --set=coarse.guidance_scale=20 "
-          "(keys: worker/pipeline/presets.h SetConfigValue)");
+          "Expert knobs applied to every job on top of its preset, given once as a comma list, e.g. "
+          "--set=coarse.guidance_scale=20,geometry.views=2 (keys: worker/pipeline/presets.h SetConfigValue)");
 ABSL_FLAG(int, preview_size, 128, "Pixels per view of the 2x2 preview grid sent every preview interval");
 #endif
 
@@ -60,4 +63,17 @@ absl::StatusOr<std::unique_ptr<psd3d::Engine>> MakeEngine(const std::string& nam
 
 }  // namespace
 
-int main(int argc, char** argv) { return psd3d::RunWorkerMain(argc, argv, kUsage, "psd", MakeEngine); }
+int main(int argc, char** argv) {
+  // Abseil keeps only the last of repeated flags, which would drop earlier --set knobs without a word.
+  int sets = 0;
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    sets += arg == "--set" || arg == "-set" || absl::StartsWith(arg, "--set=") || absl::StartsWith(arg, "-set=");
+  }
+  if (sets > 1) {
+    std::fprintf(stderr, "psd3d-worker: give --set once, as a comma list: --set=coarse.steps=100,geometry.views=2\n");
+    return 2;
+  }
+  return psd3d::RunWorkerMain(argc, argv, kUsage, "psd", MakeEngine);
+}
