@@ -177,6 +177,42 @@ TEST(ResultsCsvTest, WriterAppendsAfterATornLineAndReaderFindsAllShards) {
   fs::remove_all(dir);
 }
 
+// A file written before a column was added: rows appended later (by an older writer in this version's
+// columns, or by this one) read back, and the file is upgraded to the current header.
+TEST(ResultsCsvTest, WriterUpgradesAnOlderHeaderAndKeepsEveryRow) {
+  const fs::path dir = TempDir("csv_old");
+  const std::string path = (dir / ResultsFileName(0, 1)).string();
+  {
+    std::ofstream old(path);
+    old << "method,prompt,seed,ok,reward\n"
+        << "sds,a red cube,1,1,2.5\n"
+        << CsvRow(Finished("psd", "a red cube", 1, false, 4));  // this version's columns under the old header
+  }
+  std::vector<std::string> warnings;
+  auto before = ReadResults(dir.string(), &warnings);
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(before->size(), 2u);
+  EXPECT_TRUE(warnings.empty());
+  {
+    auto w = ResultsWriter::Open(path);
+    ASSERT_TRUE(w.ok()) << w.status();
+    RunResult r = Finished("sds", "a blue cone", 2, false, 1);
+    r.settings = "all.tau=2";
+    ASSERT_TRUE((*w)->Append(r).ok());
+  }
+  auto text = ReadFileToString(path);
+  ASSERT_TRUE(text.ok());
+  EXPECT_TRUE(absl::StartsWith(*text, CsvHeader())) << *text;
+  auto rows = ReadResults(dir.string(), &warnings);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_TRUE(warnings.empty());
+  EXPECT_DOUBLE_EQ((*rows)[0].reward, 2.5);
+  EXPECT_EQ((*rows)[1].method, "psd");
+  EXPECT_EQ((*rows)[2].settings, "all.tau=2");
+  fs::remove_all(dir);
+}
+
 TEST(StatsTest, MeanAndStandardError) {
   MeanSe s = Summarize({1, 2, 3, std::nan("")});
   EXPECT_EQ(s.n, 3);

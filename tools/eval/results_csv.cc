@@ -176,18 +176,26 @@ absl::StatusOr<std::vector<RunResult>> ParseResultsCsv(absl::string_view text, c
       return absl::InvalidArgumentError(absl::StrCat(source, ": the header has no '", required, "' column"));
     }
   }
+  // A row of this version's columns under an older header (appended before the file was upgraded).
+  std::vector<const Column*> current;
+  std::vector<std::string> current_names;
+  for (const Column& c : Columns()) current.push_back(&c), current_names.push_back(c.name);
   std::vector<std::string> fields;
   for (size_t i = 1; i < lines.size(); ++i) {
     const std::string where = absl::StrCat(source, ":", i + 1, ": ");
-    if (!SplitLine(lines[i], &fields) || fields.size() != header.size()) {
+    const bool split = SplitLine(lines[i], &fields);
+    const bool own = split && fields.size() == header.size();
+    if (!own && !(split && fields.size() == current.size())) {
       if (warnings) warnings->push_back(where + "skipped (torn or malformed row)");
       continue;
     }
+    const std::vector<const Column*>& cols = own ? readers : current;
+    const std::vector<std::string>& names = own ? header : current_names;
     RunResult r;
     bool readable = true;
     for (size_t f = 0; f < fields.size() && readable; ++f) {
-      if (readers[f] != nullptr && !readers[f]->read(fields[f], &r)) {
-        if (warnings) warnings->push_back(absl::StrCat(where, "skipped (bad ", header[f], " '", fields[f], "')"));
+      if (cols[f] != nullptr && !cols[f]->read(fields[f], &r)) {
+        if (warnings) warnings->push_back(absl::StrCat(where, "skipped (bad ", names[f], " '", fields[f], "')"));
         readable = false;
       }
     }
@@ -226,12 +234,28 @@ absl::StatusOr<std::unique_ptr<ResultsWriter>> ResultsWriter::Open(const std::st
   // What is there already decides whether a header or a line end is due.
   absl::StatusOr<std::string> existing = ReadFileToString(path);
   if (!existing.ok() && !absl::IsNotFound(existing.status())) return existing.status();
-  const std::string before = existing.ok() ? *existing : std::string();
+  std::string before = existing.ok() ? *existing : std::string();
+  const std::string header = CsvHeader();
+  const size_t eol = before.find('\n');
+  if (!before.empty() && (eol == std::string::npos || before.compare(0, eol + 1, header) != 0)) {
+    // A torn header starts over; a file of an older version (other columns) is rewritten under this
+    // version's header first, so that new rows and old ones read back alike.
+    std::vector<RunResult> rows;
+    if (eol != std::string::npos) {
+      std::vector<std::string> warnings;
+      absl::StatusOr<std::vector<RunResult>> old = ParseResultsCsv(before, path, &warnings);
+      if (!old.ok()) return old.status();
+      rows = *std::move(old);
+    }
+    before = header;
+    for (const RunResult& r : rows) before += CsvRow(r);
+    if (absl::Status s = WriteFileAtomically(path, before); !s.ok()) return s;
+  }
   std::FILE* f = std::fopen(path.c_str(), "a");
   if (f == nullptr) return absl::InternalError(absl::StrCat("opening ", path, ": ", std::strerror(errno)));
   std::unique_ptr<ResultsWriter> w(new ResultsWriter(path, f));
   std::string prefix;
-  if (before.empty()) prefix = CsvHeader();
+  if (before.empty()) prefix = header;
   else if (before.back() != '\n') prefix = "\n";  // a torn row: let the next one start on its own line
   if (!prefix.empty() && (std::fputs(prefix.c_str(), f) < 0 || std::fflush(f) != 0)) {
     return absl::InternalError(absl::StrCat("writing ", path, ": ", std::strerror(errno)));

@@ -77,7 +77,8 @@ std::string ResultsFileName(int64_t shard_index, int64_t shard_count);
 absl::StatusOr<std::vector<RunResult>> ReadResults(const std::string& dir, std::vector<std::string>* warnings);
 
 // Appends rows to one results file, writing the header into a new or empty file and completing a torn
-// last line first. Every Append is flushed to the OS before it returns.
+// last line first; a file with an older version's columns is first rewritten under the current header.
+// Every Append is flushed to the OS before it returns.
 class ResultsWriter {
  public:
   static absl::StatusOr<std::unique_ptr<ResultsWriter>> Open(const std::string& path);
