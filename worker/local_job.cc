@@ -2,20 +2,14 @@
 
 #include <chrono>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/stage_names.h"
 #include "worker/formats/file_io.h"
 
 namespace psd3d {
 namespace {
 
 double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-std::string StageFileName(v1::Stage stage) {
-  std::string name = v1::Stage_Name(stage);  // STAGE_COARSE → coarse
-  if (name.rfind("STAGE_", 0) == 0) name = name.substr(6);
-  return absl::AsciiStrToLower(name);
-}
 
 }  // namespace
 
@@ -37,7 +31,7 @@ absl::Status LocalJobContext::Step(const StepReport& report) {
 
 absl::Status LocalJobContext::Preview(const std::string& png, int /*view*/, v1::Stage stage, int step) {
   if (options_.preview_dir.empty()) return absl::OkStatus();
-  const std::string named = absl::StrCat(options_.preview_dir, "/", StageFileName(stage), "-", step, ".png");
+  const std::string named = absl::StrCat(options_.preview_dir, "/", StageWord(stage), "-", step, ".png");
   if (absl::Status s = WriteFileAtomically(named, png); !s.ok()) return s;
   ++previews_;
   return WriteFileAtomically(options_.preview_dir + "/latest.png", png);

@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 
 #include "absl/strings/ascii.h"
+#include "common/stage_names.h"
 
 namespace psd3d {
 namespace {
@@ -77,9 +78,7 @@ void WorkerMetrics::JobFinished(v1::JobSpec::Method method, const std::string& o
 void WorkerMetrics::LeaseRenewFailure() { impl_->renew_failures.Increment(); }
 
 void WorkerMetrics::EngineStep(v1::Stage stage, double s) {
-  std::string name = Lower(v1::Stage_Name(stage));
-  if (name.rfind("stage_", 0) == 0) name = name.substr(6);
-  impl_->step.Add({{"stage", name}}, StepBuckets()).Observe(s);
+  impl_->step.Add({{"stage", StageWord(stage)}}, StepBuckets()).Observe(s);
 }
 
 void WorkerMetrics::SetBusy(bool busy) { impl_->busy.Set(busy ? 1 : 0); }

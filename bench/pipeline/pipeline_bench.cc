@@ -314,14 +314,9 @@ absl::StatusOr<Setup> ReadSetup() {
   absl::StatusOr<Quality> quality = ParseQuality(absl::GetFlag(FLAGS_quality));
   if (!quality.ok()) return quality.status();
   s.quality = *quality;
-  const std::string device = absl::GetFlag(FLAGS_device);
-  if (device.empty()) {
-    s.device = torch::cuda::is_available() ? at::Device(at::kCUDA) : at::Device(at::kCPU);
-  } else if (device == "cpu" || ((device == "cuda" || absl::StartsWith(device, "cuda:")) && torch::cuda::is_available())) {
-    s.device = at::Device(device);
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat("--device must be cpu or (with CUDA available) cuda, got '", device, "'"));
-  }
+  absl::StatusOr<at::Device> device = eval::ParseDevice(absl::GetFlag(FLAGS_device));
+  if (!device.ok()) return device.status();
+  s.device = *device;
   absl::StatusOr<std::vector<GuidanceMethod>> methods = eval::ParseMethods(absl::GetFlag(FLAGS_methods));
   if (!methods.ok()) return methods.status();
   s.methods = *methods;

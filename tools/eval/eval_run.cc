@@ -5,6 +5,9 @@
 #include <exception>
 #include <filesystem>
 
+#include <torch/cuda.h>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "worker/formats/file_io.h"
@@ -116,6 +119,16 @@ absl::StatusOr<EvalModels> LoadEvalModels(const std::string& pack_dir, const at:
   return m;
 }
 
+absl::StatusOr<at::Device> ParseDevice(const std::string& name) {
+  if (name.empty()) return torch::cuda::is_available() ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+  if (name == "cpu") return at::Device(at::kCPU);
+  if (name == "cuda" || absl::StartsWith(name, "cuda:")) {
+    if (!torch::cuda::is_available()) return absl::FailedPreconditionError("--device=cuda but CUDA is not available");
+    return at::Device(name);
+  }
+  return absl::InvalidArgumentError(absl::StrCat("--device must be cpu or cuda, got '", name, "'"));
+}
+
 absl::StatusOr<PipelineConfig> EvalConfig(Quality quality, GuidanceMethod method, double steps_scale,
                                           const std::vector<std::string>& settings) {
   if (!(steps_scale > 0) || !std::isfinite(steps_scale)) {
@@ -123,7 +136,7 @@ absl::StatusOr<PipelineConfig> EvalConfig(Quality quality, GuidanceMethod method
   }
   PipelineConfig config = PresetConfig(quality, method);
   for (PipelineStage stage : {PipelineStage::kCoarse, PipelineStage::kGeometry, PipelineStage::kTexture}) {
-    if (steps_scale == 1) break;
+    if (steps_scale == 1) break;  // the preset as it is
     const int64_t preset = stage == PipelineStage::kCoarse     ? config.coarse.steps
                            : stage == PipelineStage::kGeometry ? config.geometry.steps
                                                                : config.texture.steps;

@@ -29,6 +29,10 @@ struct EvalModels {
 // The pack's errors name the pack and the model.
 absl::StatusOr<EvalModels> LoadEvalModels(const std::string& pack_dir, const at::Device& device);
 
+// --device of the tools: "" (CUDA when available), "cpu", "cuda" or "cuda:N". INVALID_ARGUMENT for
+// other names, FAILED_PRECONDITION for CUDA on a machine without it.
+absl::StatusOr<at::Device> ParseDevice(const std::string& name);
+
 // PresetConfig(quality, method) with every optimized stage's steps multiplied by `steps_scale` (rounded,
 // at least 1) through ApplyStageOverride, so the t-window schedules follow the new lengths, then
 // `settings` (SetConfigValue, in order). INVALID_ARGUMENT for a scale ≤ 0, an override the engine

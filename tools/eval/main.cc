@@ -4,7 +4,6 @@
 #include <string>
 #include <vector>
 
-#include <torch/cuda.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -53,16 +52,6 @@ constexpr char kUsage[] =
     "reward_eval, shape and color accuracy, ΔE, floaters, wall time; paired deltas vs SDS) and\n"
     "<out>/grid.png (prompts × methods). See docs/eval.md.";
 
-absl::StatusOr<at::Device> ParseDevice(const std::string& name) {
-  if (name.empty()) return torch::cuda::is_available() ? at::Device(at::kCUDA) : at::Device(at::kCPU);
-  if (name == "cpu") return at::Device(at::kCPU);
-  if (name == "cuda" || absl::StartsWith(name, "cuda:")) {
-    if (!torch::cuda::is_available()) return absl::FailedPreconditionError("--device=cuda but CUDA is not available");
-    return at::Device(name);
-  }
-  return absl::InvalidArgumentError(absl::StrCat("--device must be cpu or cuda, got '", name, "'"));
-}
-
 int Fail(const absl::Status& s) {
   std::fprintf(stderr, "psd3d-eval: %s\n", std::string(s.message()).c_str());
   return psd3d::eval::kExitFailed;
@@ -72,7 +61,7 @@ int Run() {
   psd3d::eval::RunCommandOptions o;
   o.pack_dir = absl::GetFlag(FLAGS_pack_dir);
   if (o.pack_dir.empty()) o.pack_dir = psd3d::tinyworld::DefaultPackDir();
-  absl::StatusOr<at::Device> device = ParseDevice(absl::GetFlag(FLAGS_device));
+  absl::StatusOr<at::Device> device = psd3d::eval::ParseDevice(absl::GetFlag(FLAGS_device));
   if (!device.ok()) return Fail(device.status());
   o.device = *device;
   absl::StatusOr<psd3d::Quality> quality = psd3d::ParseQuality(absl::GetFlag(FLAGS_quality));

@@ -19,11 +19,11 @@ namespace psd3d {
 namespace {
 
 // The surface seen from `cams`: [B,3,size,size] in [0,1] over white, differentiable w.r.t. the mesh's
-// vertices (positions, normals, silhouettes) and the color field. Only covered pixels query the field.
-at::Tensor RenderSurface(const Mesh& mesh, const NerfField& color, const CameraBatch& cams, int64_t size,
-                         int64_t supersample) {
+// vertices (positions, `normals` = VertexNormals(mesh), silhouettes) and the color field. Only covered
+// pixels query the field.
+at::Tensor RenderSurface(const Mesh& mesh, const at::Tensor& normals, const NerfField& color, const CameraBatch& cams,
+                         int64_t size, int64_t supersample) {
   const int64_t hi = size * supersample, b = cams.size();
-  const at::Tensor normals = VertexNormals(mesh);
   const at::Tensor clip = ToClipSpace(mesh.vertices, cams.mvp);
   Fragments f = Rasterize(clip, mesh.faces, hi, hi, at::cat({mesh.vertices, normals}, -1).unsqueeze(0));
   const at::Tensor covered = f.mask.reshape({-1}).nonzero().squeeze(1);
@@ -69,7 +69,8 @@ struct MeshStage::Impl {
   std::unique_ptr<Guidance> guidance;
   NerfField color;
   DMTet dmtet;
-  Mesh frozen;  // texture stage: the surface, extracted once
+  Mesh frozen;               // texture stage: the surface, extracted once
+  at::Tensor frozen_normals;  // and its vertex normals
   std::unique_ptr<Adam> adam;
   at::Generator generator;
   int64_t step = 0;
@@ -104,8 +105,12 @@ struct MeshStage::Impl {
     frozen = dmtet.Extract();
     frozen.vertices = frozen.vertices.detach();
     if (frozen.num_faces() == 0) return absl::FailedPreconditionError("texture stage: the geometry has no surface");
+    frozen_normals = VertexNormals(frozen);
     return absl::OkStatus();
   }
+
+  // Vertex normals of a Surface(): the frozen surface's are computed once.
+  at::Tensor Normals(const Mesh& m) const { return config.train_geometry ? VertexNormals(m) : frozen_normals; }
 };
 
 MeshStage::MeshStage(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -167,7 +172,7 @@ absl::StatusOr<StageStepReport> MeshStage::Step() {
   absl::StatusOr<Mesh> mesh = s.Surface();
   if (!mesh.ok()) return absl::FailedPreconditionError(absl::StrCat(stage, ": ", mesh.status().message(), " at step ", s.step));
   CameraBatch cams = tinyworld::SampleWorldCameras(s.config.views, s.generator, s.color.device());
-  at::Tensor images = RenderSurface(*mesh, s.color, cams, s.config.render_size, s.config.supersample);
+  at::Tensor images = RenderSurface(*mesh, s.Normals(*mesh), s.color, cams, s.config.render_size, s.config.supersample);
   at::Tensor loss = s.guidance->Loss(ResizeRenders(images, s.prior.image_size()), cams, s.step, s.generator, &report.guidance);
   if (s.config.train_geometry) {
     if (s.config.normal_consistency_weight > 0) loss = loss + s.config.normal_consistency_weight * NormalConsistencyLoss(*mesh);
@@ -200,33 +205,25 @@ at::Tensor MeshStage::Render(const CameraBatch& cameras, int64_t size) const {
   c10::NoGradGuard no_grad;
   Mesh mesh = Surface();
   if (mesh.num_faces() == 0) return at::ones({cameras.size(), 3, size, size}, cameras.mvp.options());
-  return RenderSurface(mesh, impl_->color, cameras, size, std::max<int64_t>(impl_->config.supersample, 2));
+  return RenderSurface(mesh, impl_->Normals(mesh), impl_->color, cameras, size,
+                       std::max<int64_t>(impl_->config.supersample, 2));
 }
 
 std::map<std::string, at::Tensor> MeshStage::State() const {
   std::map<std::string, at::Tensor> state = WithPrefix(impl_->color.StateDict(), "color.");
   state.merge(WithPrefix(impl_->dmtet.State(), "dmtet."));
   for (auto& [k, v] : state) v = v.cpu();
-  state.merge(WithPrefix(impl_->adam->State(), "adam."));
-  state.merge(WithPrefix(impl_->guidance->State(), "guidance."));
-  PutRngAndStep(impl_->generator, impl_->step, &state);
+  PutTrainingState(*impl_->adam, *impl_->guidance, impl_->generator, impl_->step, &state);
   return state;
 }
 
 absl::Status MeshStage::LoadState(const std::map<std::string, at::Tensor>& state) {
-  at::Tensor rng;
-  int64_t step = 0;
-  if (absl::Status s = ReadRngAndStep(state, "mesh stage", &rng, &step); !s.ok()) return s;
-  if (absl::Status s = impl_->color.LoadStateDict(Unprefixed(state, "color.")); !s.ok()) return s;
-  if (absl::Status s = impl_->dmtet.LoadState(Unprefixed(state, "dmtet.")); !s.ok()) return s;
-  if (!impl_->config.train_geometry) {
-    if (absl::Status s = impl_->Freeze(); !s.ok()) return s;
-  }
-  if (absl::Status s = impl_->adam->LoadState(Unprefixed(state, "adam.")); !s.ok()) return s;
-  if (absl::Status s = impl_->guidance->LoadState(Unprefixed(state, "guidance.")); !s.ok()) return s;
-  impl_->generator.set_state(rng);
-  impl_->step = step;
-  return absl::OkStatus();
+  Impl& s = *impl_;
+  if (absl::Status st = LoadTrainingState(state, "mesh stage", *s.adam, *s.guidance, s.generator, &s.step); !st.ok())
+    return st;
+  if (absl::Status st = s.color.LoadStateDict(Unprefixed(state, "color.")); !st.ok()) return st;
+  if (absl::Status st = s.dmtet.LoadState(Unprefixed(state, "dmtet.")); !st.ok()) return st;
+  return s.config.train_geometry ? absl::OkStatus() : s.Freeze();
 }
 
 }  // namespace psd3d

@@ -105,22 +105,15 @@ at::Tensor NerfStage::Render(const CameraBatch& cameras, int64_t size) const {
 std::map<std::string, at::Tensor> NerfStage::State() const {
   std::map<std::string, at::Tensor> state = WithPrefix(impl_->field.StateDict(), "field.");
   for (auto& [k, v] : state) v = v.cpu();
-  state.merge(WithPrefix(impl_->adam->State(), "adam."));
-  state.merge(WithPrefix(impl_->guidance->State(), "guidance."));
-  PutRngAndStep(impl_->generator, impl_->step, &state);
+  PutTrainingState(*impl_->adam, *impl_->guidance, impl_->generator, impl_->step, &state);
   return state;
 }
 
 absl::Status NerfStage::LoadState(const std::map<std::string, at::Tensor>& state) {
-  at::Tensor rng;
-  int64_t step = 0;
-  if (absl::Status s = ReadRngAndStep(state, "nerf stage", &rng, &step); !s.ok()) return s;
-  if (absl::Status s = impl_->field.LoadStateDict(Unprefixed(state, "field.")); !s.ok()) return s;
-  if (absl::Status s = impl_->adam->LoadState(Unprefixed(state, "adam.")); !s.ok()) return s;
-  if (absl::Status s = impl_->guidance->LoadState(Unprefixed(state, "guidance.")); !s.ok()) return s;
-  impl_->generator.set_state(rng);
-  impl_->step = step;
-  return absl::OkStatus();
+  Impl& s = *impl_;
+  if (absl::Status st = LoadTrainingState(state, "nerf stage", *s.adam, *s.guidance, s.generator, &s.step); !st.ok())
+    return st;
+  return s.field.LoadStateDict(Unprefixed(state, "field."));
 }
 
 }  // namespace psd3d

@@ -41,17 +41,22 @@ std::map<std::string, at::Tensor> Unprefixed(const std::map<std::string, at::Ten
   return out;
 }
 
-void PutRngAndStep(const at::Generator& generator, int64_t step, std::map<std::string, at::Tensor>* state) {
+void PutTrainingState(const Adam& adam, const Guidance& guidance, const at::Generator& generator, int64_t step,
+                      std::map<std::string, at::Tensor>* state) {
+  state->merge(WithPrefix(adam.State(), "adam."));
+  state->merge(WithPrefix(guidance.State(), "guidance."));
   (*state)["rng"] = generator.get_state();
   (*state)["step"] = at::tensor({step}, at::kLong);
 }
 
-absl::Status ReadRngAndStep(const std::map<std::string, at::Tensor>& state, absl::string_view stage, at::Tensor* rng,
-                            int64_t* step) {
+absl::Status LoadTrainingState(const std::map<std::string, at::Tensor>& state, absl::string_view stage, Adam& adam,
+                               Guidance& guidance, at::Generator& generator, int64_t* step) {
   auto r = state.find("rng"), s = state.find("step");
   if (r == state.end() || s == state.end() || s->second.numel() != 1)
     return absl::InvalidArgumentError(absl::StrCat(stage, " state: 'rng' or 'step' missing"));
-  *rng = r->second;
+  if (absl::Status st = adam.LoadState(Unprefixed(state, "adam.")); !st.ok()) return st;
+  if (absl::Status st = guidance.LoadState(Unprefixed(state, "guidance.")); !st.ok()) return st;
+  generator.set_state(r->second);
   *step = s->second.item<int64_t>();
   return absl::OkStatus();
 }

@@ -1,6 +1,6 @@
 // What every optimization stage (nerf_stage, mesh_stage) and the pipeline share: resizing renders to
 // the prior's size, the end of a step (finite checks, Adam), and the layout of checkpoint state
-// (name prefixes, the generator and the step).
+// (name prefixes; the optimizer, guidance, generator and step).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "worker/guidance/guidance.h"
 #include "worker/optim/adam.h"
 
 namespace psd3d {
@@ -30,10 +31,13 @@ absl::Status FinishStep(const at::Tensor& loss, const std::vector<at::Tensor>& c
 std::map<std::string, at::Tensor> WithPrefix(const std::map<std::string, at::Tensor>& state, const std::string& prefix);
 std::map<std::string, at::Tensor> Unprefixed(const std::map<std::string, at::Tensor>& state, const std::string& prefix);
 
-// A stage's "rng" (its generator's state) and "step" entries.
-void PutRngAndStep(const at::Generator& generator, int64_t step, std::map<std::string, at::Tensor>* state);
-// INVALID_ARGUMENT "<stage> state: 'rng' or 'step' missing"; nothing is changed on error.
-absl::Status ReadRngAndStep(const std::map<std::string, at::Tensor>& state, absl::string_view stage, at::Tensor* rng,
-                            int64_t* step);
+// The checkpoint entries every stage has besides its own parameters: "adam.*", "guidance.*" (ψ and
+// its optimizer), "rng" (the stage's generator) and "step".
+void PutTrainingState(const Adam& adam, const Guidance& guidance, const at::Generator& generator, int64_t step,
+                      std::map<std::string, at::Tensor>* state);
+// Loads them back. INVALID_ARGUMENT "<stage> state: 'rng' or 'step' missing" before anything is
+// changed; then the optimizer's and the guidance's own errors.
+absl::Status LoadTrainingState(const std::map<std::string, at::Tensor>& state, absl::string_view stage, Adam& adam,
+                               Guidance& guidance, at::Generator& generator, int64_t* step);
 
 }  // namespace psd3d
