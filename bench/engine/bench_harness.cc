@@ -1,7 +1,6 @@
 // psd3d-engine-bench: runs every registered engine benchmark and prints one table.
 #include "bench/engine/bench_harness.h"
 
-#include <torch/csrc/autograd/autograd.h>
 #include <torch/cuda.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
+#include "bench/engine/floors.h"
 
 ABSL_FLAG(std::string, device, "auto", "cuda, cpu, or auto (cuda when available)");
 ABSL_FLAG(std::string, filter, "", "Run only benchmarks whose name contains this");
@@ -40,14 +40,6 @@ double MeasureBandwidth(const at::Device& d) {
 double Median(std::vector<double> v) {
   std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
   return v[v.size() / 2];
-}
-
-// The autograd engine's fixed cost per backward pass: forward and backward of one multiplication of a
-// single float. On CUDA the engine hands the pass to its device thread and waits for it, so every
-// backward pass pays this however little it computes; a training step pays it once for its whole graph.
-double EngineMs(const at::Device& d) {
-  at::Tensor x = at::ones({1}, at::TensorOptions().device(d)).requires_grad_(true), g = at::ones_like(x);
-  return TimeMs([&] { torch::autograd::grad({x * 2}, {x}, {g}); }, d);
 }
 
 }  // namespace
@@ -92,19 +84,25 @@ int main(int argc, char** argv) {
   if (dev == "auto") dev = torch::cuda::is_available() ? "cuda" : "cpu";
   const at::Device device(dev);
   const double bw = MeasureBandwidth(device);
-  std::printf("device %s, measured copy bandwidth %.0f GB/s, one autograd backward pass of a 1-element op %.3f ms\n\n",
-              dev.c_str(), bw / 1e9, EngineMs(device));
-  std::printf("%-30s %-26s %10s %8s %10s %9s %14s %10s %9s\n", "kernel", "work", "kernel ms", "host ms", "twin ms",
-              "speed-up", "throughput", "bound ms", "x bound");
+  const Floors floors = MeasureFloors(device);
+  std::printf(
+      "device %s, measured copy bandwidth %.0f GB/s; floors: kernel launch %.4f ms, device->host round trip "
+      "%.4f ms, autograd backward pass of a 1-element op %.4f ms\n\n",
+      dev.c_str(), bw / 1e9, floors.launch_ms, floors.sync_ms, floors.pass_ms);
+  std::printf("%-30s %-26s %10s %8s %10s %9s %14s %10s %9s %10s %8s\n", "kernel", "work", "kernel ms", "host ms",
+              "twin ms", "speed-up", "throughput", "bound ms", "x bound", "floor ms", "x floor");
   for (const auto& [name, fn] : Registry()) {
     if (!absl::StrContains(name, absl::GetFlag(FLAGS_filter))) continue;
     for (const Row& r : fn(device)) {
       const double bound_ms = r.min_bytes / bw * 1e3;
+      // Each term alone is a lower bound on the op's time, so their maximum is one too.
+      const double floor_ms = std::max({bound_ms, r.traffic_ms, r.launches * floors.launch_ms,
+                                        r.host_syncs * floors.sync_ms, r.passes * floors.pass_ms});
       char tput[32] = "";
       if (r.items > 0) std::snprintf(tput, sizeof(tput), "%.3g %s/s", r.items / (r.kernel_ms * 1e-3), r.item_unit.c_str());
-      std::printf("%-30s %-26s %10.3f %8.3f %10.3f %8.1fx %14s %10.4f %8.1fx\n", r.name.c_str(), r.work.c_str(),
-                  r.kernel_ms, r.kernel_host_ms, r.twin_ms, r.twin_ms / r.kernel_ms, tput, bound_ms,
-                  bound_ms > 0 ? r.kernel_ms / bound_ms : 0.0);
+      std::printf("%-30s %-26s %10.3f %8.3f %10.3f %8.1fx %14s %10.4f %8.1fx %10.4f %7.1fx\n", r.name.c_str(),
+                  r.work.c_str(), r.kernel_ms, r.kernel_host_ms, r.twin_ms, r.twin_ms / r.kernel_ms, tput, bound_ms,
+                  bound_ms > 0 ? r.kernel_ms / bound_ms : 0.0, floor_ms, floor_ms > 0 ? r.kernel_ms / floor_ms : 0.0);
     }
   }
   return 0;

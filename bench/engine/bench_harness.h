@@ -1,7 +1,9 @@
 // The engine benchmark harness (GPU machine): each *_bench.cc registers cases that time a kernel and
 // its pure-LibTorch twin on the same device and state the bytes the kernel must move at least, and
-// psd3d-engine-bench prints one table: times, twin/kernel speed-up, and kernel time over its
-// bandwidth bound (bytes / measured device-copy bandwidth).
+// psd3d-engine-bench prints one table: times, twin/kernel speed-up, kernel time over its bandwidth
+// bound (bytes / measured device-copy bandwidth), and kernel time over its floor: the largest of that
+// bound, its launches, round trips and backward passes at their measured cost, and its random L2
+// traffic (floors.h).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -21,6 +23,12 @@ struct Row {
   double min_bytes = 0;    // bytes the kernel must read + write at least
   double items = 0;        // work items (points, rays, triangles) for a throughput column
   std::string item_unit;   // "pts", "rays", "tris", "tets"
+  // What the op's contract forces beyond its bytes (floors.h): kernel launches, device→host round trips
+  // (data-dependent output sizes), autograd backward passes, and measured random-L2-traffic time.
+  int launches = 1;
+  int host_syncs = 0;
+  int passes = 0;
+  double traffic_ms = 0;
 };
 
 // Median wall time per call in ms of `fn` after `warmup` calls: batches of calls run back to back

@@ -21,6 +21,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "bench/engine/bench_harness.h"
+#include "bench/engine/floors.h"
 #include "worker/fields/hash_grid.h"
 
 namespace psd3d {
@@ -70,7 +71,14 @@ std::vector<bench::Row> HashGridBench(const at::Device& device) {
     r.item_unit = "pts";
     return r;
   };
+  // The random L2 requests of uniformly random points (floors.h), measured with this layout; ray
+  // samples are coherent, so their rows get no such floor.
+  std::vector<bench::GatherLevel> levels;
+  for (const HashGridLevel& l : layout.levels) levels.push_back({l.size, l.offset});
+  const bench::GatherFloorMs traffic = bench::HashGridGatherFloor(n, levels, layout.total_params, device);
+
   bench::Row fwd = row("hash grid fwd");
+  fwd.traffic_ms = traffic.gather;
   fwd.kernel_ms = bench::TimeMs(forward(&HashGridEncode), device, 3, 10, &fwd.kernel_host_ms);
   fwd.twin_ms = bench::TimeMs(forward(&HashGridEncodeTwin), device);
   fwd.min_bytes = fwd_bytes;
@@ -79,12 +87,17 @@ std::vector<bench::Row> HashGridBench(const at::Device& device) {
   both.kernel_ms = bench::TimeMs(forward_backward(&HashGridEncode, x), device, 3, 10, &both.kernel_host_ms);
   both.twin_ms = bench::TimeMs(forward_backward(&HashGridEncodeTwin, x), device);
   both.min_bytes = fwd_bytes + bwd_bytes;
+  both.traffic_ms = traffic.gather + traffic.scatter;
+  both.launches = 3;  // forward, zero fill, backward
+  both.passes = 1;
 
   bench::Row on_rays = row("hash grid fwd+bwd, ray pts");
   on_rays.kernel_ms =
       bench::TimeMs(forward_backward(&HashGridEncode, rays), device, 3, 10, &on_rays.kernel_host_ms);
   on_rays.twin_ms = bench::TimeMs(forward_backward(&HashGridEncodeTwin, rays), device);
   on_rays.min_bytes = fwd_bytes + bwd_bytes;
+  on_rays.launches = 3;
+  on_rays.passes = 1;
   return {fwd, both, on_rays};
 }
 

@@ -47,6 +47,10 @@ std::vector<Row> MarchingTetsBench(const at::Device& device) {
   full.min_bytes = full_bytes;
   full.items = tets;
   full.item_unit = "tets";
+  // The output's size depends on the data: one device→host round trip between a counting kernel and
+  // an emitting one, at least.
+  full.launches = 2;
+  full.host_syncs = 1;
 
   Row topo = full;
   topo.name = "marching tets topology";
@@ -66,6 +70,8 @@ std::vector<Row> MarchingTetsBench(const at::Device& device) {
   fb.twin_ms = TimeMs([&] { fwd_bwd(false); }, device);
   // Backward: read the upstream gradient, the crossing edges and their ends' positions and sdf; write
   // the position and sdf gradients.
+  fb.launches = 4;  // + the gradient's zero fill and scatter
+  fb.passes = 1;
   fb.min_bytes = full_bytes + m * (12 + 8 + 16 + 24 + 8) + v * 16;
   return {full, topo, fb};
 }

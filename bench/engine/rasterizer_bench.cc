@@ -107,6 +107,10 @@ std::vector<Row> RasterizeBench(const at::Device& device) {
                  v * (16 + 4 * c);
   fb.items = f;
   fb.item_unit = "tris";
+  // Floors: the forward's clear, id and fragment kernels, the backward's zero fill and scatter, and
+  // one backward pass (shared by the x8 row's 8 calls).
+  fb.launches = 5;
+  fb.passes = 1;
   std::vector<Row> rows = {fb};
   if (cuda) {  // on the CPU both paths are the twin, and no engine thread is involved
     Row fb8 = fb;
@@ -114,6 +118,7 @@ std::vector<Row> RasterizeBench(const at::Device& device) {
     fb8.kernel_ms = TimeMs([&] { fwd_bwd(true, kCalls); }, device, 2, iters, &fb8.kernel_host_ms) / kCalls;
     fb8.kernel_host_ms /= kCalls;
     fb8.twin_ms = TimeMs([&] { fwd_bwd(false, kCalls); }, device, 1, iters / 4) / kCalls;
+    fb8.passes = 0;
     rows.push_back(fb8);
   }
 
@@ -126,6 +131,7 @@ std::vector<Row> RasterizeBench(const at::Device& device) {
   all.min_bytes = forward_bytes;
   all.items = f;
   all.item_unit = "tris";
+  all.launches = 3;  // clear the depth|id buffer, the id pass (one kernel at least), fragments
 
   Row id_row = all;
   id_row.name = "rasterize ids " + size;
@@ -134,6 +140,7 @@ std::vector<Row> RasterizeBench(const at::Device& device) {
       TimeMs([&] { RasterizeTriangleIds(clip, faces, res, res); }, device, 2, iters, &id_row.kernel_host_ms);
   id_row.twin_ms = TimeMs([&] { RasterizeTriangleIdsTwin(clip, faces, res, res); }, device, 1, iters);
   id_row.min_bytes = v * 16 + f * 24 + pixels * 8;
+  id_row.launches = 2;  // clear, ids
   rows.insert(rows.begin(), {all, frag});
   rows.push_back(id_row);
   return rows;

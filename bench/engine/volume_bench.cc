@@ -65,12 +65,15 @@ std::vector<Row> BenchComposite(const at::Device& device) {
   row.min_bytes = static_cast<double>(rays) * samples * (6 + 2 + 8 + 4) * sizeof(float);
   row.items = rays;
   row.item_unit = "rays";
+  row.launches = 2;  // forward and backward kernels
+  row.passes = 1;    // shared by the x8 row's 8 calls
   Row many = row;
   many.name = "volume composite fwd+bwd x8";
   many.work = work + ", per call";
   many.kernel_ms = TimeMs([&] { fwd_bwd(true, calls); }, device, 3, 10, &many.kernel_host_ms) / calls;
   many.kernel_host_ms /= calls;
   many.twin_ms = TimeMs([&] { fwd_bwd(false, calls); }, device) / calls;
+  many.passes = 0;
   return {fwd, row, many};
 }
 

@@ -1,0 +1,104 @@
+// Floor kernels (floors.h): the hash grid's random L2 requests with no index or weight math, and an
+// empty kernel for the launch cost.
+#include <cuda_runtime.h>
+
+#include "bench/engine/floors_cuda.h"
+
+namespace psd3d::bench {
+namespace {
+
+constexpr int kBlock = 256;
+
+__global__ void EmptyKernel() {}
+
+// A 32-bit mix (lowbias32): four independent uniform rows per (point, level).
+__device__ __forceinline__ uint32_t Mix(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
+}
+
+// Even row r of pair k (k = 0..3) of point i at a level of `rows` rows.
+__device__ __forceinline__ uint32_t PairRow(int64_t i, int level, int k, uint32_t rows) {
+  const uint32_t h = Mix(static_cast<uint32_t>(i) * 4u + static_cast<uint32_t>(k) + 0x9e3779b9u * (level + 1));
+  return (h % rows) & ~1u;
+}
+
+__global__ void GatherFloorKernel(int64_t n, const float* __restrict__ table, GatherFloorLevels levels,
+                                  float* __restrict__ out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x;
+  const int level = blockIdx.y;
+  if (i >= n) return;
+  const uint32_t rows = levels.rows[level];
+  const float* grid = table + 2 * levels.offset[level];
+  float sx = 0, sy = 0;
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {  // pairs in one 16-byte line
+    const float4 v = __ldg(reinterpret_cast<const float4*>(grid) + PairRow(i, level, k, rows) / 2);
+    sx += v.x + v.z;
+    sy += v.y + v.w;
+  }
+#pragma unroll
+  for (int k = 2; k < 4; ++k) {  // pairs split over two lines: two 8-byte requests
+    const uint32_t r = PairRow(i, level, k, rows);
+    const float2 a = __ldg(reinterpret_cast<const float2*>(grid) + r);
+    const float2 b = __ldg(reinterpret_cast<const float2*>(grid) + ((r + 3) % rows));
+    sx += a.x + b.x;
+    sy += a.y + b.y;
+  }
+  reinterpret_cast<float2*>(out)[level * n + i] = make_float2(sx, sy);
+}
+
+__global__ void ScatterFloorKernel(int64_t n, const float* __restrict__ dy, GatherFloorLevels levels,
+                                   float* __restrict__ table) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x;
+  const int level = blockIdx.y;
+  if (i >= n) return;
+  const uint32_t rows = levels.rows[level];
+  float* grid = table + 2 * levels.offset[level];
+  const float2 g = reinterpret_cast<const float2*>(dy)[level * n + i];
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    atomicAdd(reinterpret_cast<float4*>(grid) + PairRow(i, level, k, rows) / 2, make_float4(g.x, g.y, g.x, g.y));
+  }
+#pragma unroll
+  for (int k = 2; k < 4; ++k) {
+    const uint32_t r = PairRow(i, level, k, rows);
+    atomicAdd(reinterpret_cast<float2*>(grid) + r, g);
+    atomicAdd(reinterpret_cast<float2*>(grid) + ((r + 3) % rows), g);
+  }
+#else
+  for (int k = 0; k < 4; ++k) {
+    const uint32_t r = PairRow(i, level, k, rows);
+    atomicAdd(grid + 2 * r, g.x);
+    atomicAdd(grid + 2 * r + 1, g.y);
+  }
+#endif
+}
+
+dim3 Grid(int64_t n, int levels) {
+  return dim3(static_cast<unsigned>((n + kBlock - 1) / kBlock), static_cast<unsigned>(levels));
+}
+
+}  // namespace
+
+void LaunchEmptyKernels(int count, cudaStream_t stream) {
+  for (int k = 0; k < count; ++k) EmptyKernel<<<1, 32, 0, stream>>>();
+}
+
+void LaunchGatherFloor(int64_t n, const float* table, const GatherFloorLevels& levels, float* out,
+                       cudaStream_t stream) {
+  GatherFloorKernel<<<Grid(n, levels.count), kBlock, 0, stream>>>(n, table, levels, out);
+}
+
+void LaunchScatterFloor(int64_t n, const float* dy, const GatherFloorLevels& levels, float* table, int64_t rows,
+                        cudaStream_t stream) {
+  cudaMemsetAsync(table, 0, static_cast<size_t>(rows) * 2 * sizeof(float), stream);
+  ScatterFloorKernel<<<Grid(n, levels.count), kBlock, 0, stream>>>(n, dy, levels, table);
+}
+
+}  // namespace psd3d::bench
