@@ -11,6 +11,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -21,6 +22,7 @@
 #include "common/signals.h"
 #include "server/callback_keepalive.h"
 #include "server/generation_service.h"
+#include "server/health_probe.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "gRPC listen address");
 ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464", "Prometheus /metrics listen address; empty disables");
@@ -31,6 +33,12 @@ ABSL_FLAG(int, max_watch_backlog, 1000, "Events buffered for one slow watcher be
 ABSL_FLAG(int, shutdown_grace_seconds, 5, "After SIGTERM: seconds NOT_SERVING before streams are drained");
 ABSL_FLAG(int, housekeeping_ms, 1000, "Period of retry promotion, lease recovery and queue metrics");
 ABSL_FLAG(std::string, log_level, "warning", "debug, info, warning or error");
+ABSL_FLAG(bool, health_check, false,
+          "Do not serve: ask the server at --listen (loopback when it listens on every address) for the "
+          "grpc.health.v1 status of --health_service and exit 0 when SERVING, 1 otherwise (container health checks)");
+ABSL_FLAG(std::string, health_service, "",
+          "With --health_check: the service to check; \"\" (readiness: Redis reachable, not shutting down) "
+          "or psd3d.liveness (SERVING while the process runs)");
 
 namespace {
 
@@ -40,6 +48,9 @@ constexpr char kUsage[] =
     "SIGTERM: health turns NOT_SERVING, then open streams are drained and the server exits.";
 
 constexpr char kServiceName[] = "psd3d.v1.GenerationService";
+// Liveness (Kubernetes' gRPC liveness probe): SERVING while the process runs, whatever Redis does, so
+// a Redis outage makes replicas unready rather than restarting them all.
+constexpr char kLivenessService[] = "psd3d.liveness";
 
 }  // namespace
 
@@ -52,6 +63,16 @@ int main(int argc, char** argv) {
   ConfigureFlagsUsage(kUsage);
   absl::ParseCommandLine(argc, argv);
   if (!ApplyLogLevel(absl::GetFlag(FLAGS_log_level))) return 2;
+  if (absl::GetFlag(FLAGS_health_check)) {
+    const std::string listen = absl::GetFlag(FLAGS_listen);
+    const size_t colon = listen.rfind(':');
+    int listen_port = 0;
+    if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &listen_port) || listen_port <= 0) {
+      std::cerr << "psd3d-server: --health_check needs --listen with a fixed port, not '" << listen << "'\n";
+      return 2;
+    }
+    return ProbeHealth(LoopbackTarget(listen, listen_port), absl::GetFlag(FLAGS_health_service), absl::Seconds(2));
+  }
   if (absl::GetFlag(FLAGS_max_attempts) < 1 || absl::GetFlag(FLAGS_max_queue) < 1) {
     std::cerr << "psd3d-server: --max_attempts and --max_queue must be at least 1\n";
     return 2;
@@ -106,6 +127,7 @@ int main(int argc, char** argv) {
   auto* health = server->GetHealthCheckService();
   health->SetServingStatus(true);
   health->SetServingStatus(kServiceName, true);
+  health->SetServingStatus(kLivenessService, true);
   CallbackKeepalive keepalive(absl::GetFlag(FLAGS_listen), port);
   // Printed for scripts and tests that start the server on port 0.
   std::cout << "psd3d-server listening on port " << port << std::endl;
@@ -127,8 +149,9 @@ int main(int argc, char** argv) {
       // Readiness follows Redis: a server that cannot reach the queue should get no traffic.
       if (ok != serving.load() && !stop.HasBeenNotified()) {
         serving = ok;
-        health->SetServingStatus(ok);
+        health->SetServingStatus(ok);  // sets every service, so liveness is set again below
         health->SetServingStatus(kServiceName, ok);
+        health->SetServingStatus(kLivenessService, true);
         PSD3D_LOG(kWarning, "server", ok ? "redis reachable again: SERVING" : "redis unreachable: NOT_SERVING");
       }
     }
@@ -143,6 +166,7 @@ int main(int argc, char** argv) {
   stop.Notify();
   health->SetServingStatus(false);
   health->SetServingStatus(kServiceName, false);
+  health->SetServingStatus(kLivenessService, true);
   absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
   hub.Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/queue_flags.h"
 #include "common/signals.h"
+#include "worker/gpu_memory.h"
 #include "worker/runtime.h"
 
 ABSL_FLAG(std::string, engine, "", "Engine that runs jobs (default: the binary's own)");
@@ -26,6 +27,9 @@ ABSL_FLAG(int, checkpoint_interval_seconds, 300, "Checkpoint a running job at le
 ABSL_FLAG(int, idle_wait_ms, 1000, "Longest wait between claim attempts while the queue is empty");
 ABSL_FLAG(int, max_jobs, 0, "Exit after this many attempts (0: run until SIGTERM)");
 ABSL_FLAG(std::string, log_level, "warning", "debug, info, warning or error");
+ABSL_FLAG(std::string, nvml_library, "libnvidia-ml.so.1",
+          "NVML library for the GPU memory gauges on /metrics; none are exported when it cannot be loaded; "
+          "empty disables");
 
 namespace psd3d {
 
@@ -84,6 +88,13 @@ int RunWorkerMain(int argc, char** argv, const char* usage, const std::string& d
       std::cerr << "psd3d-worker: --metrics_address " << metrics_address << ": " << e.what() << "\n";
       return 1;
     }
+  }
+  std::shared_ptr<GpuMemoryCollector> gpu_memory;  // the exposer holds it weakly
+  if (exposer && !absl::GetFlag(FLAGS_nvml_library).empty()) {
+    std::string why;
+    gpu_memory = GpuMemoryCollector::Load(absl::GetFlag(FLAGS_nvml_library), &why);
+    if (gpu_memory) exposer->RegisterCollectable(gpu_memory);
+    else PSD3D_LOG(kInfo, "worker", "no GPU memory metrics", {{"reason", why}});
   }
   WorkerMetrics metrics(*registry);
   JobLease store(&pool, QueueConfigFromFlags());

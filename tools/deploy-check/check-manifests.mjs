@@ -1,0 +1,207 @@
+#!/usr/bin/env node
+// Renders deploy/base and every deploy/overlays/* with `kubectl kustomize`, validates each object
+// against the Kubernetes, KEDA and Prometheus Operator schemas (lib/schema.mjs), and checks what the
+// schemas cannot: flags exist in the binaries' --help, $(VARS) resolve, references resolve, the
+// server pool survives a drain, workers are GPU pods that drain by SIGTERM, KEDA watches its own
+// namespace, every pack the server offers is served by the workers.
+//   node check-manifests.mjs DEPLOY_DIR --server=BIN --worker=BIN
+import fs from "node:fs";
+import path from "node:path";
+import { flagName, helpFlags } from "./lib/help.mjs";
+import { id, kustomizeVersion, render } from "./lib/render.mjs";
+import { validateObjects } from "./lib/schema.mjs";
+
+const args = process.argv.slice(2);
+const opt = (k) => (args.find((a) => a.startsWith(`--${k}=`)) || "").split("=").slice(1).join("=");
+const deployDir = args.find((a) => !a.startsWith("--"));
+if (!deployDir || !opt("server") || !opt("worker")) {
+  console.error("usage: check-manifests.mjs DEPLOY_DIR --server=psd3d-server --worker=psd3d-worker");
+  process.exit(2);
+}
+const help = { "psd3d-server": helpFlags(opt("server")), "psd3d-worker": helpFlags(opt("worker")) };
+// Secrets created outside git in production (deploy/README.md); anything else must be rendered.
+const EXTERNAL_SECRETS = new Set(["psd3d-redis", "psd3d-tls", "psd3d-api-users"]);
+
+const kv = kustomizeVersion();
+if (kv.major < 4) {
+  console.error(`kubectl's kustomize is ${kv.text || "missing"}; these manifests need kustomize v4 or later`);
+  process.exit(1);
+}
+
+let failures = 0;
+const fail = (where, msg) => { failures++; console.log(`FAIL ${where}: ${msg}`); };
+
+const dirs = [path.join(deployDir, "base"),
+  ...fs.readdirSync(path.join(deployDir, "overlays")).map((d) => path.join(deployDir, "overlays", d))];
+
+for (const dir of dirs) {
+  const name = path.relative(deployDir, dir);
+  let objects;
+  try {
+    objects = render(dir);
+  } catch (e) {
+    fail(name, `kubectl kustomize failed: ${e.stderr || e.message}`);
+    continue;
+  }
+  for (const p of await validateObjects(objects)) fail(name, p);
+  checkObjects(name, objects, name !== "base");
+  console.log(`${name}: ${objects.length} objects rendered and checked`);
+}
+console.log(failures === 0 ? "manifests: all checks passed" : `manifests: ${failures} problems`);
+process.exit(failures === 0 ? 0 : 1);
+
+function checkObjects(where, objects, isOverlay) {
+  const byKind = (k) => objects.filter((o) => o.kind === k);
+  const find = (k, n) => objects.find((o) => o.kind === k && o.metadata.name === n);
+  const namespace = objects.find((o) => o.metadata?.namespace)?.metadata.namespace;
+  const configMaps = new Map(byKind("ConfigMap").map((c) => [c.metadata.name, c]));
+  const secrets = new Set(byKind("Secret").map((s) => s.metadata.name));
+  const secretOk = (n) => secrets.has(n) || EXTERNAL_SECRETS.has(n);
+
+  if (isOverlay) {
+    for (const o of objects) {
+      if (o.kind !== "Namespace" && o.metadata.namespace !== namespace) fail(where, `${id(o)} is not in namespace ${namespace}`);
+    }
+    if (!find("Namespace", namespace)) fail(where, `no Namespace object for ${namespace}`);
+  }
+
+  const workloads = [...byKind("Deployment"), ...byKind("StatefulSet")];
+  for (const w of workloads) {
+    const pod = w.spec.template.spec;
+    const podNonRoot = pod.securityContext?.runAsNonRoot === true;
+    for (const c of pod.containers) {
+      const cw = `${where} ${id(w)} container ${c.name}`;
+      if (!podNonRoot && c.securityContext?.runAsNonRoot !== true) fail(cw, "not runAsNonRoot");
+      if (c.securityContext?.allowPrivilegeEscalation !== false) fail(cw, "allowPrivilegeEscalation is not false");
+      if (!c.resources?.requests?.cpu || !c.resources?.requests?.memory) fail(cw, "no cpu and memory requests");
+      if (/:latest$/.test(c.image) || (isOverlay && !/:[^/]+$/.test(c.image))) fail(cw, `image ${c.image} is not pinned to a tag`);
+      // Env: every $(VAR) in args resolves from env or envFrom; every reference resolves.
+      const vars = new Set((c.env || []).map((e) => e.name));
+      for (const e of c.env || []) {
+        const ref = e.valueFrom?.secretKeyRef;
+        if (ref && !secretOk(ref.name)) fail(cw, `env ${e.name} reads missing Secret ${ref.name}`);
+        if (e.value && /(password|token|secret)/i.test(e.name)) fail(cw, `env ${e.name} has a literal value; use a Secret`);
+      }
+      for (const ef of c.envFrom || []) {
+        if (ef.configMapRef) {
+          const cm = configMaps.get(ef.configMapRef.name);
+          if (!cm) fail(cw, `envFrom missing ConfigMap ${ef.configMapRef.name}`);
+          else Object.keys(cm.data || {}).forEach((k) => vars.add(k));
+        }
+      }
+      const program = c.image.split("/").pop().split(":")[0];
+      const flags = help[program];
+      const seen = new Set();
+      for (const a of [...(c.command || []), ...(c.args || [])]) {
+        for (const m of a.matchAll(/\$\(([A-Z0-9_]+)\)/g)) if (!vars.has(m[1])) fail(cw, `${a}: $(${m[1]}) is not set`);
+        if (!flags) continue;
+        const f = flagName(a);
+        if (!f) { fail(cw, `unexpected argument ${a}`); continue; }
+        if (!flags.has(f)) fail(cw, `--${f} is not a flag of ${program} (not in its --help)`);
+        if (seen.has(f)) fail(cw, `--${f} is given twice (the last one wins)`);
+        seen.add(f);
+      }
+      if (flags && /password|secret|token/i.test((c.args || []).join(" "))) fail(cw, "a secret-looking value in args");
+    }
+    for (const v of pod.volumes || []) {
+      const cm = v.configMap?.name;
+      if (cm && cm !== "kube-root-ca.crt" && !configMaps.has(cm)) fail(where, `${id(w)} volume ${v.name}: missing ConfigMap ${cm}`);
+      if (v.secret && !secretOk(v.secret.secretName)) fail(where, `${id(w)} volume ${v.name}: missing Secret ${v.secret.secretName}`);
+      const claim = v.persistentVolumeClaim?.claimName;
+      if (claim && !find("PersistentVolumeClaim", claim)) fail(where, `${id(w)} volume ${v.name}: missing PVC ${claim}`);
+    }
+  }
+
+  const server = find("Deployment", "psd3d-server");
+  const worker = find("Deployment", "psd3d-worker");
+  if (!server || !worker) return fail(where, "psd3d-server or psd3d-worker Deployment missing");
+  const env = (w) => {
+    const out = {};
+    for (const c of w.spec.template.spec.containers) {
+      for (const ef of c.envFrom || []) Object.assign(out, configMaps.get(ef.configMapRef?.name)?.data || {});
+    }
+    return out;
+  };
+  const flagValue = (w, container, flag) => {
+    const c = w.spec.template.spec.containers.find((x) => x.name === container);
+    const a = (c?.args || []).find((x) => x.startsWith(`--${flag}=`));
+    if (a === undefined) return undefined;
+    return a.slice(flag.length + 3).replace(/\$\(([A-Z0-9_]+)\)/g, (_, v) => env(w)[v] ?? `$(${v})`);
+  };
+
+  // Server: at least two replicas, native gRPC probes (readiness on "", liveness on psd3d.liveness),
+  // a PodDisruptionBudget that keeps one, a Service.
+  const s = server.spec.template.spec.containers.find((c) => c.name === "server");
+  if ((server.spec.replicas ?? 1) < 2) fail(where, "psd3d-server has fewer than 2 replicas");
+  if (!s.readinessProbe?.grpc || s.readinessProbe.grpc.service) fail(where, "server readiness is not a gRPC probe of the whole server");
+  if (s.livenessProbe?.grpc?.service !== "psd3d.liveness") fail(where, "server liveness is not a gRPC probe of psd3d.liveness");
+  const listenPort = Number((flagValue(server, "server", "listen") || "").split(":").pop());
+  if (s.readinessProbe?.grpc?.port !== listenPort || s.livenessProbe?.grpc?.port !== listenPort) fail(where, "server probes do not use the --listen port");
+  const selects = (sel, labels) => Object.entries(sel || {}).every(([k, v]) => labels?.[k] === v);
+  const pdbFor = (w) => byKind("PodDisruptionBudget").find((p) => selects(p.spec.selector.matchLabels, w.spec.template.metadata.labels));
+  const pdb = pdbFor(server);
+  if (!pdb || !(pdb.spec.minAvailable >= 1 || pdb.spec.maxUnavailable !== undefined)) fail(where, "no PodDisruptionBudget for psd3d-server");
+  if (pdb && pdb.spec.minAvailable >= (server.spec.replicas ?? 1)) fail(where, "the server PodDisruptionBudget blocks every eviction");
+  if (!byKind("Service").some((v) => selects(v.spec.selector, server.spec.template.metadata.labels))) fail(where, "no Service for psd3d-server");
+
+  // Workers: drain = SIGTERM (checkpoint + release) within a grace period longer than the lease, no
+  // replicas field (KEDA owns it), GPU unless the overlay runs on CPU, deletion-cost sidecar.
+  const wc = worker.spec.template.spec.containers.find((c) => c.name === "worker");
+  const device = flagValue(worker, "worker", "device");
+  const gpu = wc.resources?.limits?.["nvidia.com/gpu"];
+  if (device === "cuda" && String(gpu) !== "1") fail(where, "workers with --device=cuda must request one nvidia.com/gpu");
+  if (device !== "cuda" && gpu !== undefined) fail(where, `workers with --device=${device} request a GPU`);
+  if (where.endsWith("production") && device !== "cuda") fail(where, "production workers must run on CUDA");
+  const lease = Number(flagValue(worker, "worker", "lease_seconds") || 30);
+  if ((worker.spec.template.spec.terminationGracePeriodSeconds ?? 30) < 2 * lease) {
+    fail(where, "worker terminationGracePeriodSeconds is shorter than two lease periods: no time to checkpoint");
+  }
+  if (worker.spec.replicas !== undefined) fail(where, "psd3d-worker sets replicas; KEDA owns the count");
+  if (!worker.spec.template.spec.containers.some((c) => c.name === "deletion-cost")) fail(where, "no deletion-cost sidecar on workers");
+  if (!pdbFor(worker)) fail(where, "no PodDisruptionBudget for psd3d-worker");
+
+  // Packs: every pack the server accepts is served by the workers.
+  const offered = (flagValue(server, "server", "model_packs") || "").split(",").filter(Boolean);
+  const served = (flagValue(worker, "worker", "packs") || "").split(",").map((p) => p.split("=")[0]);
+  for (const p of offered) if (!served.includes(p)) fail(where, `the server offers pack ${p} but no worker serves it`);
+
+  // Settings server and workers must share.
+  for (const f of ["redis", "redis_prefix", "event_retention", "job_retention_seconds", "retry_backoff_ms", "retry_backoff_max_ms"]) {
+    if (flagValue(server, "server", f) !== flagValue(worker, "worker", f)) fail(where, `--${f} differs between server and workers`);
+  }
+
+  // KEDA: scales the worker Deployment, from zero, on waiting + running jobs of this namespace.
+  const so = byKind("ScaledObject")[0];
+  if (!so) return fail(where, "no ScaledObject");
+  if (so.spec.scaleTargetRef.name !== "psd3d-worker") fail(where, "the ScaledObject does not scale psd3d-worker");
+  if (so.spec.minReplicaCount !== 0) fail(where, "the ScaledObject does not allow scale-to-zero");
+  const q = so.spec.triggers.find((t) => t.type === "prometheus")?.metadata?.query || "";
+  for (const m of ["psd3d_queue_depth", "psd3d_jobs_waiting_retry", "psd3d_jobs_running"]) {
+    if (!q.includes(m)) fail(where, `the KEDA query does not count ${m}`);
+  }
+  const nsInQuery = [...q.matchAll(/namespace="([^"]*)"/g)].map((m) => m[1]);
+  if (isOverlay && (nsInQuery.length === 0 || nsInQuery.some((n) => n !== namespace))) {
+    fail(where, `the KEDA query reads namespace ${nsInQuery.join(",") || "(none)"}, not ${namespace}`);
+  }
+
+  // Redis: AOF on a volume, or gone in favour of an external Redis named in psd3d-config.
+  const redis = find("StatefulSet", "psd3d-redis");
+  if (redis) {
+    const conf = Object.values(configMaps.get(redis.spec.template.spec.volumes.find((v) => v.name === "conf")?.configMap?.name)?.data || {}).join("\n");
+    if (!/^appendonly yes$/m.test(conf)) fail(where, "Redis runs without appendonly yes");
+    if (!/^maxmemory-policy noeviction$/m.test(conf)) fail(where, "Redis may evict keys (maxmemory-policy is not noeviction)");
+    if (!redis.spec.volumeClaimTemplates?.some((t) => t.metadata.name === "data")) fail(where, "Redis has no data PVC");
+  }
+
+  // Monitoring: each ServiceMonitor selects a Service that has its port.
+  for (const sm of byKind("ServiceMonitor")) {
+    const svc = byKind("Service").filter((v) => selects(sm.spec.selector.matchLabels, v.metadata.labels));
+    for (const ep of sm.spec.endpoints) {
+      if (!svc.some((v) => v.spec.ports.some((p) => p.name === ep.port))) fail(where, `${id(sm)}: no selected Service has port ${ep.port}`);
+    }
+  }
+  if (byKind("PrometheusRule").length !== 1) fail(where, "expected one PrometheusRule");
+  const dash = [...configMaps.values()].find((c) => c.metadata.labels?.grafana_dashboard === "1");
+  if (!dash) fail(where, "no Grafana dashboard ConfigMap (label grafana_dashboard=1)");
+  else Object.values(dash.data).forEach((j) => JSON.parse(j));
+}
