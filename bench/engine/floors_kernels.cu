@@ -71,11 +71,13 @@ __global__ void ScatterFloorKernel(int64_t n, const float* __restrict__ dy, Gath
     atomicAdd(reinterpret_cast<float2*>(grid) + r, g);
     atomicAdd(reinterpret_cast<float2*>(grid) + ((r + 3) % rows), g);
   }
-#else
+#else  // no vector atomics: every corner row's two floats
   for (int k = 0; k < 4; ++k) {
-    const uint32_t r = PairRow(i, level, k, rows);
-    atomicAdd(grid + 2 * r, g.x);
-    atomicAdd(grid + 2 * r + 1, g.y);
+    const uint32_t r = PairRow(i, level, k, rows), r2 = k < 2 ? r + 1 : (r + 3) % rows;
+    for (const uint32_t row : {r, r2}) {
+      atomicAdd(grid + 2 * row, g.x);
+      atomicAdd(grid + 2 * row + 1, g.y);
+    }
   }
 #endif
 }
