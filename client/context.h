@@ -18,6 +18,8 @@ struct Context {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::GenerationService::Stub> stub;
   std::string server;
+  bool tls = false;    // the channel uses TLS
+  bool token = false;  // and sends $PSD3D_API_TOKEN
   bool json = false;
   absl::Duration timeout;         // of unary calls; streams run as long as they need
   std::vector<std::string> args;  // positional arguments after the subcommand

@@ -16,6 +16,7 @@ enum ExitCode : int {
   kExitUnreachable = 4,  // UNAVAILABLE, DEADLINE_EXCEEDED, no server
   kExitExhausted = 5,    // RESOURCE_EXHAUSTED, e.g. the queue is full
   kExitOther = 6,
+  kExitUnauthenticated = 7,  // UNAUTHENTICATED: $PSD3D_API_TOKEN missing or not accepted
 };
 
 // Prints "psd3d: <message>" and returns `code`.

@@ -1,5 +1,6 @@
 // psd3d: the command-line client of the psd3d job service. Subcommand dispatch and usage live here; the
 // subcommands themselves are in commands.cc.
+#include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
 
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "client/args.h"
 #include "client/commands.h"
+#include "client/connection.h"
 #include "client/errors.h"
 
 namespace {
@@ -60,6 +62,11 @@ Examples:
   psd3d watch 01ARZ3NDEKTSV4RRFFQ69G5FAV --previews_dir=previews
   psd3d download 01ARZ3NDEKTSV4RRFFQ69G5FAV -o chair.glb
   psd3d get 01ARZ3NDEKTSV4RRFFQ69G5FAV --json | jq .state
+  PSD3D_API_TOKEN=... psd3d --server=psd3d.example.com:443 --tls list
+
+Connection: --server or $PSD3D_SERVER; plaintext unless --tls (system CAs) or --tls_ca=FILE. A server
+with API tokens needs TLS and the token in $PSD3D_API_TOKEN (never a flag, so it stays out of `ps`);
+it is sent as "authorization: Bearer <token>" on every call, and only over TLS.
 
 Exit codes:
   0  success
@@ -68,7 +75,8 @@ Exit codes:
   3  no such job or artifact (NOT_FOUND)
   4  server unreachable, UNAVAILABLE or DEADLINE_EXCEEDED
   5  server at capacity (RESOURCE_EXHAUSTED), e.g. the queue is full
-  6  any other error)";
+  6  any other error
+  7  not authenticated (UNAUTHENTICATED): $PSD3D_API_TOKEN missing, or not accepted by the server)";
 
 using Command = int (*)(const psd3d::cli::Context&);
 
@@ -124,9 +132,16 @@ int main(int argc, char** argv) {
   if (command == nullptr) return UsageError("unknown command '" + name + "'");
   if (absl::GetFlag(FLAGS_timeout_seconds) <= 0) return UsageError("--timeout_seconds: must be positive");
 
+  // Failed calls are reported once, with advice (errors.cc); gRPC's own log lines (a failed TLS handshake
+  // logs one) would only repeat them. $GRPC_VERBOSITY brings them back for debugging.
+  if (std::getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function([](gpr_log_func_args*) {});
   Context ctx;
   ctx.server = absl::GetFlag(FLAGS_server);
-  ctx.channel = grpc::CreateChannel(ctx.server, grpc::InsecureChannelCredentials());
+  absl::StatusOr<Connection> connection = Connect(ctx.server);
+  if (!connection.ok()) return UsageError(connection.status().message());
+  ctx.channel = connection->channel;
+  ctx.tls = connection->tls;
+  ctx.token = connection->token;
   ctx.stub = psd3d::v1::GenerationService::NewStub(ctx.channel);
   ctx.json = absl::GetFlag(FLAGS_json);
   ctx.timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_seconds));

@@ -49,7 +49,8 @@ FROM runtime AS server
 COPY --from=build /out/bin/psd3d-server /usr/local/bin/psd3d-server
 USER 10001:10001
 EXPOSE 50051 9464
-# Same grpc.health.v1 check as the Kubernetes readiness probe: SERVING while Redis answers.
+# Same grpc.health.v1 check as the Kubernetes readiness probe: SERVING while Redis answers. A server
+# run with --tls_cert needs the check to use TLS too: override it with the same --tls_cert appended.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
   CMD ["psd3d-server", "--health_check", "--listen=127.0.0.1:50051"]
 ENTRYPOINT ["psd3d-server"]

@@ -11,7 +11,9 @@ PKGS=(cmake ninja-build g++ pkg-config
       redis-server redis-tools
       libtorch-dev libpng-dev libtinygltf-dev nlohmann-json3-dev
       libopenblas0-openmp
-      prometheus curl shellcheck)
+      prometheus curl shellcheck
+      openssl)
+# The openssl CLI makes the throwaway CA and server certificate of the TLS tests (tests/fixtures.h).
 # OpenBLAS replaces the reference BLAS behind LibTorch's matmul (libblas.so.3 alternative): the tiny
 # prior's attention runs ~5x faster on CPU (psd3d-pipeline-bench --components).
 # Node runs the Khronos glTF validator in the tests; a Node from elsewhere (nodesource) is fine.

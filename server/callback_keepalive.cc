@@ -8,9 +8,9 @@
 
 namespace psd3d {
 
-CallbackKeepalive::CallbackKeepalive(const std::string& listen, int port) {
-  thread_ = std::thread([this, target = LoopbackTarget(listen, port)] {
-    auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+CallbackKeepalive::CallbackKeepalive(const std::string& listen, int port, const std::string& tls_cert) {
+  thread_ = std::thread([this, target = LoopbackTarget(listen, port), tls_cert] {
+    auto stub = grpc::health::v1::Health::NewStub(LoopbackChannel(target, tls_cert));
     while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(200))) {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));

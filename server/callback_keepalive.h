@@ -15,8 +15,9 @@ namespace psd3d {
 
 class CallbackKeepalive {
  public:
-  // `listen` is the server's listen address (host:port, maybe 0.0.0.0 or [::]); `port` the bound port.
-  CallbackKeepalive(const std::string& listen, int port);
+  // `listen` is the server's listen address (host:port, maybe 0.0.0.0 or [::]); `port` the bound port;
+  // `tls_cert` its --tls_cert ("" when it serves plaintext).
+  CallbackKeepalive(const std::string& listen, int port, const std::string& tls_cert);
   ~CallbackKeepalive();  // stops the thread
 
  private:

@@ -23,7 +23,12 @@ struct ServerMetrics::Impl {
         watch_reads(prometheus::BuildCounter().Name("psd3d_watch_redis_reads_total").Help("Redis reads made by the WatchJob fan-out (one per event batch, whatever the number of watchers)").Register(r).Add({})),
         outcomes(prometheus::BuildCounter().Name("psd3d_job_outcomes_total").Help("Jobs reaching a terminal state, queue-wide").Register(r)),
         redeliveries(prometheus::BuildCounter().Name("psd3d_redeliveries_total").Help("Jobs put back in the queue after a lost lease or failed attempt, queue-wide").Register(r).Add({})),
-        rpc(prometheus::BuildHistogram().Name("psd3d_rpc_seconds").Help("Unary RPC latency by method and status code").Register(r)) {}
+        rpc(prometheus::BuildHistogram().Name("psd3d_rpc_seconds").Help("Unary RPC latency by method and status code").Register(r)),
+        auth_failures(prometheus::BuildCounter().Name("psd3d_auth_failures_total").Help("Calls rejected UNAUTHENTICATED by API-token authentication, by reason").Register(r)),
+        authenticated(prometheus::BuildCounter().Name("psd3d_authenticated_calls_total").Help("Calls accepted by API-token authentication, by token name").Register(r)) {
+    // Exported as 0 from the start (also without authentication), so rate() and alerts see the series.
+    for (const char* reason : {"missing", "malformed", "invalid"}) auth_failures.Add({{"reason", reason}});
+  }
   prometheus::Family<prometheus::Counter>& submitted;
   prometheus::Family<prometheus::Gauge>& depth;
   prometheus::Gauge& retry_wait;
@@ -34,6 +39,8 @@ struct ServerMetrics::Impl {
   prometheus::Family<prometheus::Counter>& outcomes;
   prometheus::Counter& redeliveries;
   prometheus::Family<prometheus::Histogram>& rpc;
+  prometheus::Family<prometheus::Counter>& auth_failures;
+  prometheus::Family<prometheus::Counter>& authenticated;
   absl::Mutex mu;
   absl::flat_hash_map<std::string, double> seen ABSL_GUARDED_BY(mu);
 };
@@ -81,6 +88,14 @@ void ServerMetrics::Rpc(const std::string& method, const std::string& code, doub
   static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
       0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1};
   impl_->rpc.Add({{"method", method}, {"code", code}}, *buckets).Observe(seconds);
+}
+
+void ServerMetrics::AuthFailure(const std::string& reason) {
+  impl_->auth_failures.Add({{"reason", reason}}).Increment();
+}
+
+void ServerMetrics::Authenticated(const std::string& token) {
+  impl_->authenticated.Add({{"token", token}}).Increment();
 }
 
 }  // namespace psd3d

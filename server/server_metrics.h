@@ -29,6 +29,11 @@ class ServerMetrics {
   // Totals kept in Redis (HGETALL <prefix>stats); counters advance by the difference.
   void SetTotals(const absl::flat_hash_map<std::string, std::string>& stats);
   void Rpc(const std::string& method, const std::string& code, double seconds);
+  // API-token authentication (server/auth.h). reason: "missing", "malformed" or "invalid". Calls
+  // rejected there never reach a handler, so psd3d_rpc_seconds does not count them.
+  void AuthFailure(const std::string& reason);
+  // A call authenticated with the token named `token` (its name in the tokens file, never the token).
+  void Authenticated(const std::string& token);
 
  private:
   struct Impl;

@@ -109,5 +109,105 @@ TEST_F(CliTest, ErrorsHaveClearMessagesAndDocumentedExitCodes) {
   EXPECT_EQ(down.exit_code, 4) << down.output;
 }
 
+// The CLI against a server with TLS and API tokens: --tls_ca, $PSD3D_API_TOKEN, exit code 7.
+class CliTlsTest : public ::testing::Test {
+ protected:
+  static constexpr char kToken[] = "cli-0123456789abcdef0123456789ab";
+
+  void SetUp() override {
+    dir_ = testing::MakeTempDir("cli-tls");
+    tls_ = testing::MakeTlsFiles(dir_);
+    testing::WriteFileAtomically(dir_ + "/tokens", std::string("ci:") + kToken + "\n");
+    int port = 0;
+    server_ = testing::StartServer(redis_, dir_, &port,
+                                   {"--tls_cert=" + tls_.server_cert, "--tls_key=" + tls_.server_key,
+                                    "--api_tokens_file=" + dir_ + "/tokens"});
+    // localhost: the certificate's DNS name, as a real deployment is reached.
+    address_ = absl::StrCat("localhost:", port);
+  }
+  void TearDown() override {
+    if (HasFailure()) std::cerr << "--- server log\n" << server_->Log();
+  }
+
+  struct Result {
+    int exit_code;
+    std::string output;
+  };
+  // `token`: the value of $PSD3D_API_TOKEN, or unset when empty.
+  Result Cli(std::vector<std::string> args, const std::string& token) {
+    args.insert(args.begin(), {testing::CliBinary(), "--server=" + address_});
+    const std::string env = token.empty() ? "PSD3D_API_TOKEN" : "PSD3D_API_TOKEN=" + token;
+    Process p(absl::StrCat("cli", ++calls_), args, dir_, {env});
+    const int code = p.Wait(absl::Seconds(60));
+    return {code, p.Log()};
+  }
+
+  testing::RedisServer redis_;
+  std::string dir_, address_;
+  testing::TlsFiles tls_;
+  std::unique_ptr<Process> server_;
+  int calls_ = 0;
+};
+
+TEST_F(CliTlsTest, SubmitWaitAndDownloadWithAToken) {
+  auto worker = testing::StartTestWorker(redis_, dir_, "w1");
+  const std::string ca = "--tls_ca=" + tls_.ca_cert, glb = dir_ + "/cube.glb";
+  // --wait follows WatchJob and downloads over the same authenticated channel.
+  Result r = Cli({ca, "submit", "a tls cube steps=6 step_ms=5", "--wait", "--output=" + glb, "--json"}, kToken);
+  ASSERT_EQ(r.exit_code, 0) << r.output << worker->Log();
+  std::ifstream in(glb, std::ios::binary);
+  std::string magic(4, '\0');
+  ASSERT_TRUE(in.read(magic.data(), 4)) << r.output;
+  EXPECT_EQ(magic, "glTF");
+  const size_t at = r.output.find("\"id\"");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  const std::string id = r.output.substr(r.output.find('"', r.output.find(':', at)) + 1, 26);
+
+  Result dl = Cli({ca, "download", id, "-o", dir_ + "/again.glb"}, kToken);
+  EXPECT_EQ(dl.exit_code, 0) << dl.output;
+  EXPECT_EQ(std::filesystem::file_size(dir_ + "/again.glb"), std::filesystem::file_size(glb));
+  Result watch = Cli({ca, "watch", id}, kToken);
+  EXPECT_EQ(watch.exit_code, 0) << watch.output;
+  EXPECT_FALSE(absl::StrContains(r.output + dl.output + watch.output, kToken)) << "the CLI printed the token";
+}
+
+TEST_F(CliTlsTest, MissingOrWrongTokenAndPlaintextFailClearly) {
+  const std::string ca = "--tls_ca=" + tls_.ca_cert;
+  Result none = Cli({ca, "submit", "a cube"}, "");
+  EXPECT_EQ(none.exit_code, 7) << none.output;
+  EXPECT_TRUE(absl::StrContains(none.output, "UNAUTHENTICATED")) << none.output;
+  EXPECT_TRUE(absl::StrContains(none.output, "set $PSD3D_API_TOKEN")) << none.output;
+
+  const std::string wrong = "wrong-0123456789abcdef0123456789";
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {ca, "submit", "a cube"}, {ca, "watch", "01ARZ3NDEKTSV4RRFFQ69G5FAV"},
+           {ca, "download", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "-o", dir_ + "/x.glb"}}) {
+    Result r = Cli(args, wrong);
+    EXPECT_EQ(r.exit_code, 7) << args[1] << ": " << r.output;
+    EXPECT_TRUE(absl::StrContains(r.output, "check $PSD3D_API_TOKEN")) << r.output;
+    EXPECT_FALSE(absl::StrContains(r.output, wrong)) << "the CLI printed the token: " << r.output;
+  }
+  EXPECT_EQ((*redis_.Connect()->Command({"ZCARD", "psd3d:queue"})).integer, 0);
+
+  // Plaintext to a TLS server: unreachable (4), with the hint; the token is not sent.
+  Result plain = Cli({"list", "--timeout_seconds=5"}, kToken);
+  EXPECT_EQ(plain.exit_code, 4) << plain.output;
+  EXPECT_TRUE(absl::StrContains(plain.output, "add --tls or --tls_ca")) << plain.output;
+  EXPECT_TRUE(absl::StrContains(plain.output, "not sent over a plaintext connection")) << plain.output;
+  // System roots do not know the test CA.
+  Result untrusted = Cli({"--tls", "list", "--timeout_seconds=5"}, kToken);
+  EXPECT_EQ(untrusted.exit_code, 4) << untrusted.output;
+  EXPECT_TRUE(absl::StrContains(untrusted.output, "--tls_ca")) << untrusted.output;
+  // A name the certificate does not carry, then the override that fixes it.
+  Result misnamed = Cli({ca, "--tls_server_name=psd3d.example.com", "list", "--timeout_seconds=5"}, kToken);
+  EXPECT_EQ(misnamed.exit_code, 4) << misnamed.output;
+  EXPECT_TRUE(absl::StrContains(misnamed.output, "--tls_server_name")) << misnamed.output;
+  Result renamed = Cli({ca, "--tls_server_name=localhost", "list"}, kToken);
+  EXPECT_EQ(renamed.exit_code, 0) << renamed.output;
+  // Bad TLS settings are usage errors.
+  EXPECT_EQ(Cli({"--tls_ca=" + dir_ + "/missing.pem", "list"}, kToken).exit_code, 2);
+  EXPECT_EQ(Cli({"--tls_server_name=localhost", "list"}, kToken).exit_code, 2);
+}
+
 }  // namespace
 }  // namespace psd3d

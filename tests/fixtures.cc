@@ -44,8 +44,26 @@ std::string MakeTempDir(const std::string& tag) {
   return buf.data();
 }
 
-Process::Process(const std::string& name, const std::vector<std::string>& argv, const std::string& dir) {
+Process::Process(const std::string& name, const std::vector<std::string>& argv, const std::string& dir,
+                 const std::vector<std::string>& env) {
   log_path_ = absl::StrCat(dir, "/", name, ".log");
+  // Everything execve needs is built before fork: the child of a threaded process should not allocate.
+  std::vector<std::string> environment;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const absl::string_view var = *e;
+    const absl::string_view var_name = var.substr(0, var.find('='));
+    bool changed = false;
+    for (const std::string& c : env) changed |= absl::string_view(c).substr(0, c.find('=')) == var_name;
+    if (!changed) environment.emplace_back(var);
+  }
+  for (const std::string& c : env) {
+    if (c.find('=') != std::string::npos) environment.push_back(c);
+  }
+  std::vector<char*> args, envp;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  for (auto& e : environment) envp.push_back(e.data());
+  envp.push_back(nullptr);
   pid_ = fork();
   if (pid_ == 0) {
     int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -55,10 +73,7 @@ Process::Process(const std::string& name, const std::vector<std::string>& argv, 
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
 }
@@ -153,6 +168,41 @@ std::unique_ptr<RedisConnection> RedisServer::Connect() const {
   auto c = RedisConnection::Connect(options());
   if (!c.ok()) throw std::runtime_error(std::string(c.status().message()));
   return *std::move(c);
+}
+
+namespace {
+
+void Run(const std::string& command) {
+  if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: " + command);
+}
+
+}  // namespace
+
+TlsFiles MakeTlsFiles(const std::string& dir, const std::string& names) {
+  TlsFiles f{dir + "/ca.crt", dir + "/server.crt", dir + "/server.key"};
+  const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  const std::string quiet = absl::StrCat(" >>", dir, "/openssl.log 2>&1");
+  Run(absl::StrCat("openssl req -x509 ", ec, " -keyout ", dir, "/ca.key -out ", f.ca_cert,
+                   " -days 1 -subj '/CN=psd3d test CA'", quiet));
+  Run(absl::StrCat("openssl req ", ec, " -keyout ", f.server_key, " -out ", dir, "/server.csr -subj '/CN=localhost'",
+                   quiet));
+  {
+    std::ofstream ext(dir + "/server.ext");
+    ext << "subjectAltName=" << names << "\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n";
+  }
+  Run(absl::StrCat("openssl x509 -req -in ", dir, "/server.csr -CA ", f.ca_cert, " -CAkey ", dir,
+                   "/ca.key -CAcreateserial -days 1 -extfile ", dir, "/server.ext -out ", f.server_cert, quiet));
+  return f;
+}
+
+void WriteFileAtomically(const std::string& path, const std::string& contents) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << contents;
+    if (!out.flush()) throw std::runtime_error("cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp);
 }
 
 std::string ServerBinary() { return PSD3D_SERVER_BIN; }

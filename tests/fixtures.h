@@ -16,10 +16,12 @@ namespace psd3d::testing {
 int FreePort();
 std::string MakeTempDir(const std::string& tag);
 
-// A child process; stdout and stderr go to a log file in `dir`.
+// A child process; stdout and stderr go to a log file in `dir`. It inherits the test's environment,
+// changed by `env`: "NAME=VALUE" sets a variable, a bare "NAME" removes it.
 class Process {
  public:
-  Process(const std::string& name, const std::vector<std::string>& argv, const std::string& dir);
+  Process(const std::string& name, const std::vector<std::string>& argv, const std::string& dir,
+          const std::vector<std::string>& env = {});
   ~Process();  // SIGKILL if still running
   pid_t pid() const { return pid_; }
   bool Running();
@@ -58,6 +60,19 @@ class RedisServer {
 std::string HttpGet(int port, const std::string& path);
 // The value of an unlabelled Prometheus sample `name` in a text exposition, or -1 when absent.
 double MetricValue(const std::string& exposition, const std::string& name);
+
+// A throwaway PKI made with the openssl CLI in `dir`: a self-signed CA and a server certificate it
+// signed for `names` (a subjectAltName value; P-256 keys, valid for a day).
+struct TlsFiles {
+  std::string ca_cert;
+  std::string server_cert;
+  std::string server_key;
+};
+TlsFiles MakeTlsFiles(const std::string& dir, const std::string& names = "DNS:localhost,IP:127.0.0.1");
+
+// Writes `contents` to `path` by way of a temporary file and rename (as a Secret volume update is
+// atomic), so a reader sees the old file or the new one.
+void WriteFileAtomically(const std::string& path, const std::string& contents);
 
 // Paths of the binaries under test (set by CMake).
 std::string ServerBinary();

@@ -3,12 +3,15 @@
 // job end to end (so every histogram has samples), then both /metrics endpoints are scraped and every
 // name tools/deploy-check/check-monitoring.mjs extracts from those queries must be among the samples
 // (histograms as their _bucket/_sum/_count series). The worker loads the fake NVML library, so the GPU
-// memory panel's gauges are exported through the same code path as on a GPU node.
+// memory panel's gauges are exported through the same code path as on a GPU node. The server runs as in
+// production, with TLS and API tokens, so the authentication metrics have their series too.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -51,15 +54,26 @@ TEST(MetricsContract, DashboardAlertsAndScalingReadExportedMetrics) {
   testing::RedisServer redis;
   const int server_metrics = testing::FreePort();
   const int worker_metrics = testing::FreePort();
+  const testing::TlsFiles tls = testing::MakeTlsFiles(dir);
+  const std::string token = "metrics-0123456789abcdef01234567";
+  testing::WriteFileAtomically(dir + "/tokens", "contract:" + token + "\n");
   int port = 0;
   auto server = testing::StartServer(redis, dir, &port,
-                                     {absl::StrCat("--metrics_address=127.0.0.1:", server_metrics), "--housekeeping_ms=100"});
+                                     {absl::StrCat("--metrics_address=127.0.0.1:", server_metrics),
+                                      "--housekeeping_ms=100", "--tls_cert=" + tls.server_cert,
+                                      "--tls_key=" + tls.server_key, "--api_tokens_file=" + dir + "/tokens"});
   auto worker = testing::StartTestWorker(redis, dir, "w1",
                                          {absl::StrCat("--metrics_address=127.0.0.1:", worker_metrics),
                                           std::string("--nvml_library=") + PSD3D_FAKE_NVML});
 
-  auto stub = v1::GenerationService::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  grpc::SslCredentialsOptions ssl;
+  std::ifstream ca(tls.ca_cert);
+  std::stringstream pem;
+  pem << ca.rdbuf();
+  ssl.pem_root_certs = pem.str();
+  auto stub = v1::GenerationService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", port),
+      grpc::CompositeChannelCredentials(grpc::SslCredentials(ssl), grpc::AccessTokenCredentials(token))));
   v1::SubmitJobRequest req;
   req.mutable_spec()->set_prompt("a metrics cube");
   req.mutable_spec()->set_seed(7);

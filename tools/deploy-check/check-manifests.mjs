@@ -3,7 +3,8 @@
 // against the Kubernetes, KEDA and Prometheus Operator schemas (lib/schema.mjs), and checks what the
 // schemas cannot: flags exist in the binaries' --help, $(VARS) resolve, references resolve, the
 // server pool survives a drain, workers are GPU pods that drain by SIGTERM, KEDA watches its own
-// namespace, every pack the server offers is served by the workers.
+// namespace, every pack the server offers is served by the workers, TLS and API tokens are wired
+// coherently (probes, ingress, Service, Secret mounts).
 //   node check-manifests.mjs DEPLOY_DIR --server=BIN --worker=BIN
 import fs from "node:fs";
 import path from "node:path";
@@ -20,7 +21,7 @@ if (!deployDir || !opt("server") || !opt("worker")) {
 }
 const help = { "psd3d-server": helpFlags(opt("server")), "psd3d-worker": helpFlags(opt("worker")) };
 // Secrets created outside git in production (deploy/README.md); anything else must be rendered.
-const EXTERNAL_SECRETS = new Set(["psd3d-redis", "psd3d-tls", "psd3d-api-users"]);
+const EXTERNAL_SECRETS = new Set(["psd3d-redis", "psd3d-tls", "psd3d-server-tls", "psd3d-api-tokens"]);
 
 const kv = kustomizeVersion();
 if (kv.major < 4) {
@@ -101,7 +102,23 @@ function checkObjects(where, objects, isOverlay) {
         if (seen.has(f)) fail(cw, `--${f} is given twice (the last one wins)`);
         seen.add(f);
       }
-      if (flags && /password|secret|token/i.test((c.args || []).join(" "))) fail(cw, "a secret-looking value in args");
+      // Secrets never appear in args; a flag may name a file in a mounted Secret (--api_tokens_file=...).
+      const mountsOf = (pred) => (c.volumeMounts || [])
+        .filter((m) => (pod.volumes || []).some((v) => v.name === m.name && pred(v)))
+        .map((m) => `${m.mountPath.replace(/\/$/, "")}/`);
+      const secretDirs = mountsOf((v) => v.secret);
+      const mountedDirs = mountsOf(() => true);
+      for (const a of flags ? c.args || [] : []) {
+        const f = flagName(a) || a;
+        const value = a.includes("=") ? a.slice(a.indexOf("=") + 1) : "";
+        if (/password|secret|token/i.test(a) && !secretDirs.some((d) => value.startsWith(d))) {
+          fail(cw, `a secret-looking value in args (--${f}); pass secrets as files from a Secret volume or env`);
+        }
+        // Files the program reads (certificates, keys, token lists) come from a mounted volume.
+        if (/(_file|_cert|_key|_ca)$/.test(f) && value && !mountedDirs.some((d) => value.startsWith(d))) {
+          fail(cw, `--${f}=${value} is not in a mounted volume`);
+        }
+      }
     }
     for (const v of pod.volumes || []) {
       const cm = v.configMap?.name;
@@ -129,15 +146,57 @@ function checkObjects(where, objects, isOverlay) {
     return a.slice(flag.length + 3).replace(/\$\(([A-Z0-9_]+)\)/g, (_, v) => env(w)[v] ?? `$(${v})`);
   };
 
-  // Server: at least two replicas, native gRPC probes (readiness on "", liveness on psd3d.liveness),
-  // a PodDisruptionBudget that keeps one, a Service.
+  // Server: at least two replicas, health probes (readiness on "", liveness on psd3d.liveness), a
+  // PodDisruptionBudget that keeps one, a Service.
+  const selects = (sel, labels) => Object.entries(sel || {}).every(([k, v]) => labels?.[k] === v);
   const s = server.spec.template.spec.containers.find((c) => c.name === "server");
   if ((server.spec.replicas ?? 1) < 2) fail(where, "psd3d-server has fewer than 2 replicas");
-  if (!s.readinessProbe?.grpc || s.readinessProbe.grpc.service) fail(where, "server readiness is not a gRPC probe of the whole server");
-  if (s.livenessProbe?.grpc?.service !== "psd3d.liveness") fail(where, "server liveness is not a gRPC probe of psd3d.liveness");
   const listenPort = Number((flagValue(server, "server", "listen") || "").split(":").pop());
-  if (s.readinessProbe?.grpc?.port !== listenPort || s.livenessProbe?.grpc?.port !== listenPort) fail(where, "server probes do not use the --listen port");
-  const selects = (sel, labels) => Object.entries(sel || {}).every(([k, v]) => labels?.[k] === v);
+  const tlsCert = flagValue(server, "server", "tls_cert");
+  const tokensFile = flagValue(server, "server", "api_tokens_file");
+  // Plaintext servers: the kubelet's native gRPC probe. TLS servers: that probe cannot do TLS, so
+  // exec `psd3d-server --health_check` with the server's --tls_cert, allowing for its 2 s deadline.
+  const probeProblem = (p, service) => {
+    if (!p) return "missing";
+    if (p.grpc) {
+      if (tlsCert) return "a native gRPC probe (plaintext only) on a server with --tls_cert";
+      if ((p.grpc.service || "") !== service) return `checks "${p.grpc.service || ""}", not "${service}"`;
+      return p.grpc.port === listenPort ? null : "does not use the --listen port";
+    }
+    const cmd = p.exec?.command || [];
+    if (cmd[0]?.split("/").pop() !== "psd3d-server" || !cmd.includes("--health_check")) {
+      return "neither a gRPC probe nor psd3d-server --health_check";
+    }
+    for (const a of cmd.slice(1)) {
+      if (!help["psd3d-server"].has(flagName(a))) return `${a} is not a flag of psd3d-server (not in its --help)`;
+    }
+    const arg = (f) => cmd.find((a) => a.startsWith(`--${f}=`))?.slice(f.length + 3);
+    if (Number((arg("listen") || "").split(":").pop()) !== listenPort) return "does not use the --listen port";
+    if ((arg("health_service") || "") !== service) return `checks "${arg("health_service") || ""}", not "${service}"`;
+    if (arg("tls_cert") !== tlsCert) return tlsCert ? `does not pass --tls_cert=${tlsCert}` : "passes --tls_cert to a plaintext server";
+    if ((p.timeoutSeconds ?? 1) <= 2) return "timeoutSeconds must exceed --health_check's 2 s deadline";
+    return null;
+  };
+  const readiness = probeProblem(s.readinessProbe, "");
+  if (readiness) fail(where, `server readiness probe: ${readiness}`);
+  const liveness = probeProblem(s.livenessProbe, "psd3d.liveness");
+  if (liveness) fail(where, `server liveness probe: ${liveness}`);
+
+  // TLS and API tokens: production serves both; tokens only over TLS; everything in front agrees.
+  if (where.endsWith("production") && !(tlsCert && tokensFile)) fail(where, "production servers must serve TLS with API tokens");
+  if (tokensFile && !tlsCert) fail(where, "--api_tokens_file without --tls_cert (the server refuses to start)");
+  for (const ing of byKind("Ingress")) {
+    const a = ing.metadata.annotations || {};
+    const proto = a["nginx.ingress.kubernetes.io/backend-protocol"] || "HTTP";
+    if (tlsCert && proto !== "GRPCS") fail(where, `${id(ing)}: the servers serve TLS but the backend protocol is ${proto}, not GRPCS`);
+    if (!tlsCert && proto === "GRPCS") fail(where, `${id(ing)}: backend protocol GRPCS but the servers serve plaintext`);
+    if (tokensFile && a["nginx.ingress.kubernetes.io/auth-type"]) {
+      fail(where, `${id(ing)}: ingress auth reads the authorization header, so it would reject the servers' bearer tokens`);
+    }
+  }
+  const grpcPort = byKind("Service").flatMap((v) => (selects(v.spec.selector, server.spec.template.metadata.labels) ? v.spec.ports : []))
+    .find((p) => p.targetPort === "grpc" || p.targetPort === listenPort);
+  if (tlsCert && grpcPort?.appProtocol === "kubernetes.io/h2c") fail(where, "the server Service says h2c but the servers serve TLS");
   const pdbFor = (w) => byKind("PodDisruptionBudget").find((p) => selects(p.spec.selector.matchLabels, w.spec.template.metadata.labels));
   const pdb = pdbFor(server);
   if (!pdb || !(pdb.spec.minAvailable >= 1 || pdb.spec.maxUnavailable !== undefined)) fail(where, "no PodDisruptionBudget for psd3d-server");
