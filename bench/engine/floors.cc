@@ -23,8 +23,10 @@ Floors MeasureFloors(const at::Device& device) {
   f.sync_ms = TimeMs([&] { at::zeros({2}, at::TensorOptions().device(device).dtype(at::kLong)).cpu(); }, device);
 #ifdef PSD3D_WITH_CUDA
   constexpr int kLaunches = 50;
-  f.launch_ms =
-      TimeMs([&] { LaunchEmptyKernels(kLaunches, at::cuda::getCurrentCUDAStream()); }, device) / kLaunches;
+  const char* error = nullptr;
+  f.launch_ms = TimeMs([&] { error = LaunchEmptyKernels(kLaunches, at::cuda::getCurrentCUDAStream()); }, device) /
+                kLaunches;
+  TORCH_CHECK(error == nullptr, "launch floor: ", error);
 #endif
   return f;
 }
@@ -37,22 +39,29 @@ GatherFloorMs HashGridGatherFloor(int64_t points, const std::vector<GatherLevel>
   GatherFloorLevels lv;
   lv.count = static_cast<int32_t>(levels.size());
   for (size_t l = 0; l < levels.size(); ++l) {
+    TORCH_CHECK(levels[l].rows % 2 == 0 && levels[l].offset % 2 == 0, "gather floor: level ", l,
+                " needs an even offset and row count (16-byte pairs)");
     lv.rows[l] = static_cast<uint32_t>(levels[l].rows);
     lv.offset[l] = levels[l].offset;
   }
   const auto o = at::TensorOptions().device(device);
-  // One spare row: an odd-sized dense level's last pair may read one row past its end.
-  at::Tensor table = at::rand({table_rows + 2, 2}, o), out = at::empty({lv.count, points, 2}, o);
+  at::Tensor table = at::rand({table_rows, 2}, o), out = at::empty({lv.count, points, 2}, o);
   const at::Tensor dy = at::randn({lv.count, points, 2}, o);
+  const char* error = nullptr;
   ms.gather = TimeMs(
-      [&] { LaunchGatherFloor(points, table.data_ptr<float>(), lv, out.data_ptr<float>(), at::cuda::getCurrentCUDAStream()); },
-      device);
-  ms.scatter = TimeMs(
       [&] {
-        LaunchScatterFloor(points, dy.data_ptr<float>(), lv, table.data_ptr<float>(), table.size(0),
-                           at::cuda::getCurrentCUDAStream());
+        error = LaunchGatherFloor(points, table.data_ptr<float>(), lv, out.data_ptr<float>(),
+                                  at::cuda::getCurrentCUDAStream());
       },
       device);
+  TORCH_CHECK(error == nullptr, "gather floor: ", error);
+  ms.scatter = TimeMs(
+      [&] {
+        error = LaunchScatterFloor(points, dy.data_ptr<float>(), lv, table.data_ptr<float>(), table.size(0),
+                                   at::cuda::getCurrentCUDAStream());
+      },
+      device);
+  TORCH_CHECK(error == nullptr, "scatter floor: ", error);
 #else
   (void)points, (void)levels, (void)table_rows, (void)device;
 #endif

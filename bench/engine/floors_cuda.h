@@ -10,19 +10,21 @@ namespace psd3d::bench {
 
 inline constexpr int kFloorMaxLevels = 32;
 
+// Offsets and row counts must be even: pairs are read and added as 16-byte vectors.
 struct GatherFloorLevels {
   int32_t count = 0;
   uint32_t rows[kFloorMaxLevels];
   int64_t offset[kFloorMaxLevels];
 };
 
+// Each returns nullptr, or the CUDA error of its launches.
 // `count` empty kernels, back to back.
-void LaunchEmptyKernels(int count, cudaStream_t stream);
+const char* LaunchEmptyKernels(int count, cudaStream_t stream);
 // out [L, n, 2] = per (point, level) the sum of 8 rows of table [rows, 2] (see floors.h).
-void LaunchGatherFloor(int64_t n, const float* table, const GatherFloorLevels& levels, float* out,
+const char* LaunchGatherFloor(int64_t n, const float* table, const GatherFloorLevels& levels, float* out,
                        cudaStream_t stream);
 // table [rows, 2] = 0, then per (point, level) 8 rows += dy [L, n, 2] with 16- and 8-byte atomics.
-void LaunchScatterFloor(int64_t n, const float* dy, const GatherFloorLevels& levels, float* table, int64_t rows,
+const char* LaunchScatterFloor(int64_t n, const float* dy, const GatherFloorLevels& levels, float* table, int64_t rows,
                         cudaStream_t stream);
 
 }  // namespace psd3d::bench

@@ -82,25 +82,33 @@ __global__ void ScatterFloorKernel(int64_t n, const float* __restrict__ dy, Gath
 #endif
 }
 
+const char* LastError() {
+  const cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
+}
+
 dim3 Grid(int64_t n, int levels) {
   return dim3(static_cast<unsigned>((n + kBlock - 1) / kBlock), static_cast<unsigned>(levels));
 }
 
 }  // namespace
 
-void LaunchEmptyKernels(int count, cudaStream_t stream) {
+const char* LaunchEmptyKernels(int count, cudaStream_t stream) {
   for (int k = 0; k < count; ++k) EmptyKernel<<<1, 32, 0, stream>>>();
+  return LastError();
 }
 
-void LaunchGatherFloor(int64_t n, const float* table, const GatherFloorLevels& levels, float* out,
-                       cudaStream_t stream) {
+const char* LaunchGatherFloor(int64_t n, const float* table, const GatherFloorLevels& levels, float* out,
+                              cudaStream_t stream) {
   GatherFloorKernel<<<Grid(n, levels.count), kBlock, 0, stream>>>(n, table, levels, out);
+  return LastError();
 }
 
-void LaunchScatterFloor(int64_t n, const float* dy, const GatherFloorLevels& levels, float* table, int64_t rows,
-                        cudaStream_t stream) {
+const char* LaunchScatterFloor(int64_t n, const float* dy, const GatherFloorLevels& levels, float* table,
+                               int64_t rows, cudaStream_t stream) {
   cudaMemsetAsync(table, 0, static_cast<size_t>(rows) * 2 * sizeof(float), stream);
   ScatterFloorKernel<<<Grid(n, levels.count), kBlock, 0, stream>>>(n, dy, levels, table);
+  return LastError();
 }
 
 }  // namespace psd3d::bench
