@@ -27,10 +27,11 @@ bool ValidName(absl::string_view name) {
   return true;
 }
 
-// Visible ASCII only: the token is sent as "authorization: Bearer <token>".
+// Visible ASCII except ':' only: the token is sent as "authorization: Bearer <token>", and ':' is
+// the NAME:TOKEN separator, so a token with ':' could not be told from a named entry.
 bool ValidToken(absl::string_view token) {
   for (char c : token) {
-    if (c <= 0x20 || c >= 0x7f) return false;
+    if (c <= 0x20 || c >= 0x7f || c == ':') return false;
   }
   return token.size() >= kMinTokenLength;
 }
@@ -47,6 +48,8 @@ absl::StatusOr<std::vector<ApiTokens::Entry>> ApiTokens::Parse(absl::string_view
     if (line.empty() || line[0] == '#') continue;
     Entry e;
     absl::string_view token = line;
+    // Any ':' makes the line NAME:TOKEN, split at the first one; tokens never contain ':' (so a
+    // token's prefix can never be mistaken for a name and shown in logs and metrics).
     if (const size_t colon = line.find(':'); colon != absl::string_view::npos) {
       e.name = std::string(line.substr(0, colon));
       token = line.substr(colon + 1);
@@ -57,7 +60,7 @@ absl::StatusOr<std::vector<ApiTokens::Entry>> ApiTokens::Parse(absl::string_view
     }
     if (!ValidToken(token)) {
       return absl::InvalidArgumentError(absl::StrCat("line ", line_no, ": a token must be at least ", kMinTokenLength,
-                                                     " printable ASCII characters without spaces"));
+                                                     " printable ASCII characters without spaces or ':'"));
     }
     e.sha256 = Sha256Hex(token);
     if (e.name.empty()) e.name = absl::StrCat("sha256-", e.sha256.substr(0, 8));

@@ -4,8 +4,10 @@
 // File format, one entry per line; blank lines and lines starting with '#' are ignored:
 //   NAME:TOKEN    NAME labels the token in metrics and logs ([A-Za-z0-9._-], at most 64 characters)
 //   TOKEN         unnamed: labelled "sha256-" + the first 8 hex digits of the token's SHA-256
-// A token is at least 16 printable ASCII characters without spaces (it travels as an HTTP/2 header
-// value). Duplicate tokens or names are errors, and so is a file without any token.
+// A line with a ':' is always NAME:TOKEN, split at its first ':'. A token is at least 16 printable
+// ASCII characters without spaces (it travels as an HTTP/2 header value) and without ':' (so no part
+// of a token is ever taken for a name and shown in logs or metrics). Duplicate tokens or names are
+// errors, and so is a file without any token.
 #pragma once
 
 #include <memory>

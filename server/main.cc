@@ -42,7 +42,7 @@ ABSL_FLAG(std::string, tls_cert, "",
           "re-read every 60 s, so a renewed certificate is served without a restart");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key (unencrypted) of --tls_cert");
 ABSL_FLAG(std::string, api_tokens_file, "",
-          "File of accepted API tokens, one [NAME:]TOKEN per line (# comments); re-read when it changes. When "
+          "File of accepted API tokens, one [NAME:]TOKEN per line (# comments; tokens contain no ':'); re-read when it changes. When "
           "set, every psd3d.v1 call needs the metadata 'authorization: Bearer TOKEN', else UNAUTHENTICATED "
           "(grpc.health.v1 and reflection stay open). Needs --tls_cert: tokens never travel in plaintext");
 ABSL_FLAG(bool, health_check, false,
@@ -190,7 +190,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto* health = server->GetHealthCheckService();
-  health->SetServingStatus(true);
+  health->SetServingStatus("", true);
   health->SetServingStatus(kServiceName, true);
   health->SetServingStatus(kLivenessService, true);
   CallbackKeepalive keepalive(absl::GetFlag(FLAGS_listen), port, tls_cert);
@@ -219,9 +219,10 @@ int main(int argc, char** argv) {
       // Readiness follows Redis: a server that cannot reach the queue should get no traffic.
       if (ok != serving.load() && !stop.HasBeenNotified()) {
         serving = ok;
-        health->SetServingStatus(ok);  // sets every service, so liveness is set again below
+        // By name only: the global SetServingStatus(bool) would set psd3d.liveness too, and a Watch
+        // on it (or a liveness probe at that instant) would see NOT_SERVING before it is set back.
+        health->SetServingStatus("", ok);
         health->SetServingStatus(kServiceName, ok);
-        health->SetServingStatus(kLivenessService, true);
         PSD3D_LOG(kWarning, "server", ok ? "redis reachable again: SERVING" : "redis unreachable: NOT_SERVING");
       }
     }
@@ -234,9 +235,8 @@ int main(int argc, char** argv) {
   terminate.WaitForNotification();
   PSD3D_LOG(kWarning, "server", "shutting down: NOT_SERVING, then draining streams");
   stop.Notify();
-  health->SetServingStatus(false);
+  health->SetServingStatus("", false);  // liveness stays SERVING while the server drains
   health->SetServingStatus(kServiceName, false);
-  health->SetServingStatus(kLivenessService, true);
   absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
   hub.Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));

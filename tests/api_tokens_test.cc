@@ -16,14 +16,42 @@ TEST(ApiTokens, ParsesNamesCommentsAndBlankLines) {
       "\n"
       "  ci-2025.q1:0123456789abcdef0123  \n"
       "fedcba9876543210fedcba\r\n"
-      "x:a:b-0123456789abcdef\n");
+      "x:ab-0123456789abcdef\n");
   ASSERT_TRUE(entries.ok()) << entries.status();
   ASSERT_EQ(entries->size(), 3u);
   EXPECT_EQ((*entries)[0].name, "ci-2025.q1");
   EXPECT_EQ((*entries)[0].sha256, Sha256Hex("0123456789abcdef0123"));
   EXPECT_EQ((*entries)[1].name, "sha256-" + Sha256Hex("fedcba9876543210fedcba").substr(0, 8));
-  EXPECT_EQ((*entries)[2].name, "x");  // the name ends at the first ':'
-  EXPECT_EQ((*entries)[2].sha256, Sha256Hex("a:b-0123456789abcdef"));
+  EXPECT_EQ((*entries)[2].name, "x");
+  EXPECT_EQ((*entries)[2].sha256, Sha256Hex("ab-0123456789abcdef"));
+}
+
+// A ':' always separates NAME from TOKEN and tokens contain none, so no part of a token can be taken
+// for a name (which logs and the /metrics label would then show).
+TEST(ApiTokens, TokensNeverContainAColon) {
+  for (const char* text : {
+           "prefix:secret-0123456789:abcdef\n",  // NAME:TOKEN whose token has a ':'
+           "x:a:b-0123456789abcdef\n",          // same, short name
+           "ok:0123456789abcdef\nsecret-0123:4567:89abcdef\n",  // a bare token with two ':'
+       }) {
+    auto entries = ApiTokens::Parse(text);
+    ASSERT_FALSE(entries.ok()) << text;
+    EXPECT_TRUE(absl::StrContains(entries.status().message(), "a token must be")) << entries.status();
+    EXPECT_TRUE(absl::StrContains(entries.status().message(), "without spaces or ':'")) << entries.status();
+    EXPECT_FALSE(absl::StrContains(entries.status().message(), "secret")) << entries.status();
+  }
+  // A line with one ':' is NAME:TOKEN, never a bare token, even when both halves could be a token: the
+  // name is everything before the ':'. A prefix that is not a valid name is an error, never a token.
+  auto named = ApiTokens::Parse("team-a:0123456789abcdef0123\n0123456789abcdef:fedcba9876543210\n");
+  ASSERT_TRUE(named.ok()) << named.status();
+  EXPECT_EQ((*named)[0].name, "team-a");
+  EXPECT_EQ((*named)[0].sha256, Sha256Hex("0123456789abcdef0123"));
+  EXPECT_EQ((*named)[1].name, "0123456789abcdef");
+  EXPECT_EQ((*named)[1].sha256, Sha256Hex("fedcba9876543210"));
+  auto bad_name = ApiTokens::Parse("secret part:0123456789abcdef0123\n");
+  ASSERT_FALSE(bad_name.ok());
+  EXPECT_TRUE(absl::StrContains(bad_name.status().message(), "the name before ':'")) << bad_name.status();
+  EXPECT_FALSE(absl::StrContains(bad_name.status().message(), "secret")) << bad_name.status();
 }
 
 TEST(ApiTokens, RejectsBadFilesNamingTheLineNeverTheToken) {

@@ -189,11 +189,17 @@ TEST_F(CliTlsTest, MissingOrWrongTokenAndPlaintextFailClearly) {
   }
   EXPECT_EQ((*redis_.Connect()->Command({"ZCARD", "psd3d:queue"})).integer, 0);
 
-  // Plaintext to a TLS server: unreachable (4), with the hint; the token is not sent.
-  Result plain = Cli({"list", "--timeout_seconds=5"}, kToken);
+  // Plaintext to a TLS server: unreachable (4), with the connect hint (ConnectHint's own text: without
+  // a token the plaintext-token warning, which also says "add --tls", is not printed).
+  Result plain = Cli({"list", "--timeout_seconds=5"}, "");
   EXPECT_EQ(plain.exit_code, 4) << plain.output;
-  EXPECT_TRUE(absl::StrContains(plain.output, "add --tls or --tls_ca")) << plain.output;
-  EXPECT_TRUE(absl::StrContains(plain.output, "not sent over a plaintext connection")) << plain.output;
+  EXPECT_TRUE(absl::StrContains(plain.output, "(if the server serves TLS, add --tls or --tls_ca=FILE)")) << plain.output;
+  EXPECT_FALSE(absl::StrContains(plain.output, "not sent over a plaintext connection")) << plain.output;
+  // With a token: the warning that it is not sent, and still the hint.
+  Result plain_token = Cli({"list", "--timeout_seconds=5"}, kToken);
+  EXPECT_EQ(plain_token.exit_code, 4) << plain_token.output;
+  EXPECT_TRUE(absl::StrContains(plain_token.output, "not sent over a plaintext connection")) << plain_token.output;
+  EXPECT_TRUE(absl::StrContains(plain_token.output, "if the server serves TLS")) << plain_token.output;
   // System roots do not know the test CA.
   Result untrusted = Cli({"--tls", "list", "--timeout_seconds=5"}, kToken);
   EXPECT_EQ(untrusted.exit_code, 4) << untrusted.output;

@@ -147,7 +147,7 @@ function checkObjects(where, objects, isOverlay) {
   };
 
   // Server: at least two replicas, health probes (readiness on "", liveness on psd3d.liveness), a
-  // PodDisruptionBudget that keeps one, a Service.
+  // PodDisruptionBudget that lets one go at a time, a Service.
   const selects = (sel, labels) => Object.entries(sel || {}).every(([k, v]) => labels?.[k] === v);
   const s = server.spec.template.spec.containers.find((c) => c.name === "server");
   if ((server.spec.replicas ?? 1) < 2) fail(where, "psd3d-server has fewer than 2 replicas");
@@ -198,9 +198,16 @@ function checkObjects(where, objects, isOverlay) {
     .find((p) => p.targetPort === "grpc" || p.targetPort === listenPort);
   if (tlsCert && grpcPort?.appProtocol === "kubernetes.io/h2c") fail(where, "the server Service says h2c but the servers serve TLS");
   const pdbFor = (w) => byKind("PodDisruptionBudget").find((p) => selects(p.spec.selector.matchLabels, w.spec.template.metadata.labels));
+  // The server PDB lets exactly one server go at a time, at any replica count.
   const pdb = pdbFor(server);
-  if (!pdb || !(pdb.spec.minAvailable >= 1 || pdb.spec.maxUnavailable !== undefined)) fail(where, "no PodDisruptionBudget for psd3d-server");
-  if (pdb && pdb.spec.minAvailable >= (server.spec.replicas ?? 1)) fail(where, "the server PodDisruptionBudget blocks every eviction");
+  const replicas = server.spec.replicas ?? 1;
+  const pdbCount = (v, roundUp) => (typeof v === "string" && v.endsWith("%")
+    ? (roundUp ? Math.ceil : Math.floor)((parseFloat(v) / 100) * replicas) : v);
+  const disruptions = !pdb ? undefined : pdb.spec.maxUnavailable !== undefined
+    ? pdbCount(pdb.spec.maxUnavailable, true) : replicas - pdbCount(pdb.spec.minAvailable, true);
+  if (!pdb) fail(where, "no PodDisruptionBudget for psd3d-server");
+  else if (!(disruptions >= 1)) fail(where, "the server PodDisruptionBudget blocks every eviction");
+  else if (disruptions > 1) fail(where, `the server PodDisruptionBudget lets ${disruptions} servers go at once (use maxUnavailable: 1)`);
   if (!byKind("Service").some((v) => selects(v.spec.selector, server.spec.template.metadata.labels))) fail(where, "no Service for psd3d-server");
 
   // Workers: drain = SIGTERM (checkpoint + release) within a grace period longer than the lease, no
@@ -229,11 +236,15 @@ function checkObjects(where, objects, isOverlay) {
     if (flagValue(server, "server", f) !== flagValue(worker, "worker", f)) fail(where, `--${f} differs between server and workers`);
   }
 
-  // KEDA: scales the worker Deployment, from zero, on waiting + running jobs of this namespace.
+  // KEDA: scales the worker Deployment on waiting + running jobs of this namespace. The base scales to
+  // zero (so every overlay can); an overlay may keep one worker (production does: KEDA's fallback does
+  // not act at zero replicas, docs/operations.md "Scale"), never more (that is what max is for).
   const so = byKind("ScaledObject")[0];
   if (!so) return fail(where, "no ScaledObject");
   if (so.spec.scaleTargetRef.name !== "psd3d-worker") fail(where, "the ScaledObject does not scale psd3d-worker");
-  if (so.spec.minReplicaCount !== 0) fail(where, "the ScaledObject does not allow scale-to-zero");
+  const minReplicas = so.spec.minReplicaCount ?? 0;
+  if (!isOverlay && minReplicas !== 0) fail(where, "the base ScaledObject does not allow scale-to-zero (minReplicaCount 0)");
+  if (isOverlay && minReplicas > 1) fail(where, `the ScaledObject keeps ${minReplicas} workers (minReplicaCount is 0, or 1 to survive a metrics outage)`);
   const q = so.spec.triggers.find((t) => t.type === "prometheus")?.metadata?.query || "";
   for (const m of ["psd3d_queue_depth", "psd3d_jobs_waiting_retry", "psd3d_jobs_running"]) {
     if (!q.includes(m)) fail(where, `the KEDA query does not count ${m}`);
@@ -243,12 +254,24 @@ function checkObjects(where, objects, isOverlay) {
     fail(where, `the KEDA query reads namespace ${nsInQuery.join(",") || "(none)"}, not ${namespace}`);
   }
 
-  // Redis: AOF on a volume, or gone in favour of an external Redis named in psd3d-config.
+  // Redis: AOF on a volume, or gone in favour of an external Redis named in psd3d-config. noeviction
+  // acts only at maxmemory: without one Redis grows until the kubelet OOM-kills it, and one near the
+  // container's limit leaves no room for the AOF rewrite's fork (copy-on-write) and client buffers.
   const redis = find("StatefulSet", "psd3d-redis");
   if (redis) {
     const conf = Object.values(configMaps.get(redis.spec.template.spec.volumes.find((v) => v.name === "conf")?.configMap?.name)?.data || {}).join("\n");
     if (!/^appendonly yes$/m.test(conf)) fail(where, "Redis runs without appendonly yes");
     if (!/^maxmemory-policy noeviction$/m.test(conf)) fail(where, "Redis may evict keys (maxmemory-policy is not noeviction)");
+    else {
+      const rc = redis.spec.template.spec.containers.find((c) => c.name === "redis") || redis.spec.template.spec.containers[0];
+      const limit = k8sBytes(rc.resources?.limits?.memory);
+      const maxmemory = redisMaxmemory(conf, rc);
+      if (!limit) fail(where, "Redis has no memory limit to size maxmemory against");
+      if (!(maxmemory > 0)) fail(where, "Redis has maxmemory-policy noeviction but no maxmemory (it would grow until OOM-killed)");
+      else if (limit && maxmemory > 0.75 * limit) {
+        fail(where, `Redis maxmemory (${maxmemory} bytes) is over 75% of its memory limit ${rc.resources.limits.memory}: no room for the AOF rewrite fork`);
+      }
+    }
     if (!redis.spec.volumeClaimTemplates?.some((t) => t.metadata.name === "data")) fail(where, "Redis has no data PVC");
   }
 
@@ -263,4 +286,35 @@ function checkObjects(where, objects, isOverlay) {
   const dash = [...configMaps.values()].find((c) => c.metadata.labels?.grafana_dashboard === "1");
   if (!dash) fail(where, "no Grafana dashboard ConfigMap (label grafana_dashboard=1)");
   else Object.values(dash.data).forEach((j) => JSON.parse(j));
+}
+
+// Bytes of a Kubernetes memory quantity ("16Gi", "512M", "1e9"); NaN when absent or unparsable.
+function k8sBytes(q) {
+  const m = /^([0-9.]+(?:e[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(String(q ?? ""));
+  if (!m) return NaN;
+  const unit = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9, T: 1e12 }[m[2]] ?? 1;
+  return Number(m[1]) * unit;
+}
+
+// Bytes of a Redis memory setting ("640mb" = 640 MiB, "640m" = 640e6, "0" = unlimited); NaN if unparsable.
+function redisBytes(v) {
+  const m = /^([0-9]+)(kb|mb|gb|k|m|g)?$/i.exec(String(v ?? "").trim());
+  if (!m) return NaN;
+  const unit = { kb: 2 ** 10, mb: 2 ** 20, gb: 2 ** 30, k: 1e3, m: 1e6, g: 1e9 }[m[2]?.toLowerCase()] ?? 1;
+  return Number(m[1]) * unit;
+}
+
+// Redis's effective maxmemory: the last `maxmemory` line of its config, overridden by a
+// `--maxmemory VALUE` on its command line (VALUE may be "$VAR", "${VAR}" or "$(VAR)" of a literal env).
+function redisMaxmemory(conf, container) {
+  let value;
+  for (const m of conf.matchAll(/^maxmemory\s+(\S+)\s*$/gm)) value = m[1];
+  const cmd = [...(container.command || []), ...(container.args || [])].join(" ");
+  const arg = /--maxmemory[ =]+("?)(\S+?)\1(?:\s|$)/.exec(cmd);
+  if (arg) {
+    value = arg[2];
+    const ref = /^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|\(([A-Za-z_][A-Za-z0-9_]*)\)|([A-Za-z_][A-Za-z0-9_]*))$/.exec(value);
+    if (ref) value = (container.env || []).find((e) => e.name === (ref[1] || ref[2] || ref[3]))?.value;
+  }
+  return redisBytes(value);
 }
