@@ -21,10 +21,28 @@ __device__ __forceinline__ uint32_t Mix(uint32_t x) {
   return x;
 }
 
-// Even row r of pair k (k = 0..3) of point i at a level of `rows` rows.
-__device__ __forceinline__ uint32_t PairRow(int64_t i, int level, int k, uint32_t rows) {
-  const uint32_t h = Mix(static_cast<uint32_t>(i) * 4u + static_cast<uint32_t>(k) + 0x9e3779b9u * (level + 1));
-  return (h % rows) & ~1u;
+// The rows one (point, level) touches at a level of `rows` rows: two x-pairs that share a 16-byte line
+// (pair[k] is the even row; the pair is rows pair[k] and pair[k] + 1) and two split over two lines
+// (single[0..3]), four uniformly random pairs in all.
+struct FloorRows {
+  uint32_t pair[2];
+  uint32_t single[4];
+};
+
+__device__ __forceinline__ FloorRows RowsOf(int64_t i, int level, uint32_t rows) {
+  FloorRows f;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const uint32_t h = Mix(static_cast<uint32_t>(i) * 4u + static_cast<uint32_t>(k) + 0x9e3779b9u * (level + 1));
+    const uint32_t r = (h % rows) & ~1u;
+    if (k < 2) {
+      f.pair[k] = r;
+    } else {
+      f.single[2 * (k - 2)] = r;
+      f.single[2 * (k - 2) + 1] = (r + 3) % rows;
+    }
+  }
+  return f;
 }
 
 __global__ void GatherFloorKernel(int64_t n, const float* __restrict__ table, GatherFloorLevels levels,
@@ -32,22 +50,20 @@ __global__ void GatherFloorKernel(int64_t n, const float* __restrict__ table, Ga
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x;
   const int level = blockIdx.y;
   if (i >= n) return;
-  const uint32_t rows = levels.rows[level];
+  const FloorRows f = RowsOf(i, level, levels.rows[level]);
   const float* grid = table + 2 * levels.offset[level];
   float sx = 0, sy = 0;
 #pragma unroll
-  for (int k = 0; k < 2; ++k) {  // pairs in one 16-byte line
-    const float4 v = __ldg(reinterpret_cast<const float4*>(grid) + PairRow(i, level, k, rows) / 2);
+  for (int k = 0; k < 2; ++k) {  // one 16-byte request per pair
+    const float4 v = __ldg(reinterpret_cast<const float4*>(grid) + f.pair[k] / 2);
     sx += v.x + v.z;
     sy += v.y + v.w;
   }
 #pragma unroll
-  for (int k = 2; k < 4; ++k) {  // pairs split over two lines: two 8-byte requests
-    const uint32_t r = PairRow(i, level, k, rows);
-    const float2 a = __ldg(reinterpret_cast<const float2*>(grid) + r);
-    const float2 b = __ldg(reinterpret_cast<const float2*>(grid) + ((r + 3) % rows));
-    sx += a.x + b.x;
-    sy += a.y + b.y;
+  for (int k = 0; k < 4; ++k) {  // one 8-byte request per row
+    const float2 a = __ldg(reinterpret_cast<const float2*>(grid) + f.single[k]);
+    sx += a.x;
+    sy += a.y;
   }
   reinterpret_cast<float2*>(out)[level * n + i] = make_float2(sx, sy);
 }
@@ -57,27 +73,20 @@ __global__ void ScatterFloorKernel(int64_t n, const float* __restrict__ dy, Gath
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x;
   const int level = blockIdx.y;
   if (i >= n) return;
-  const uint32_t rows = levels.rows[level];
+  const FloorRows f = RowsOf(i, level, levels.rows[level]);
   float* grid = table + 2 * levels.offset[level];
   const float2 g = reinterpret_cast<const float2*>(dy)[level * n + i];
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    atomicAdd(reinterpret_cast<float4*>(grid) + PairRow(i, level, k, rows) / 2, make_float4(g.x, g.y, g.x, g.y));
-  }
+  for (int k = 0; k < 2; ++k) atomicAdd(reinterpret_cast<float4*>(grid) + f.pair[k] / 2, make_float4(g.x, g.y, g.x, g.y));
 #pragma unroll
-  for (int k = 2; k < 4; ++k) {
-    const uint32_t r = PairRow(i, level, k, rows);
-    atomicAdd(reinterpret_cast<float2*>(grid) + r, g);
-    atomicAdd(reinterpret_cast<float2*>(grid) + ((r + 3) % rows), g);
-  }
+  for (int k = 0; k < 4; ++k) atomicAdd(reinterpret_cast<float2*>(grid) + f.single[k], g);
 #else  // no vector atomics: every corner row's two floats
-  for (int k = 0; k < 4; ++k) {
-    const uint32_t r = PairRow(i, level, k, rows), r2 = k < 2 ? r + 1 : (r + 3) % rows;
-    for (const uint32_t row : {r, r2}) {
-      atomicAdd(grid + 2 * row, g.x);
-      atomicAdd(grid + 2 * row + 1, g.y);
-    }
+  const uint32_t all[8] = {f.pair[0], f.pair[0] + 1, f.pair[1], f.pair[1] + 1,
+                           f.single[0], f.single[1], f.single[2], f.single[3]};
+  for (const uint32_t row : all) {
+    atomicAdd(grid + 2 * row, g.x);
+    atomicAdd(grid + 2 * row + 1, g.y);
   }
 #endif
 }
