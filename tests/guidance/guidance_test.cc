@@ -78,6 +78,10 @@ std::vector<double> Optimize(Guidance& g, at::Tensor& image, int steps, double l
     at::Tensor x = image.detach().set_requires_grad(true);
     GuidanceStats st;
     at::Tensor loss = g.Loss(x, cams, i, gen, &st);
+    // Rewards stay on the device until read back (SDS has none).
+    EXPECT_EQ(st.pending.defined(), g.config().method != GuidanceMethod::kSds);
+    st.Resolve();
+    EXPECT_FALSE(st.pending.defined());
     loss.backward();
     image = (x - lr * x.grad()).detach().clamp(0, 1);
     losses.push_back(loss.item<double>());
@@ -206,6 +210,7 @@ TEST(Guidance, BaselinesRunAndDiffer) {
     at::Tensor x = at::full({2, 3, kSize, kSize}, 0.3).set_requires_grad(true);
     GuidanceStats st;
     at::Tensor loss = (*g)->Loss(x, Cams(2), 0, gen, &st);
+    st.Resolve();
     loss.backward();
     EXPECT_TRUE(x.grad().isfinite().all().item<bool>()) << GuidanceMethodName(m);
     grads[m] = x.grad();

@@ -31,5 +31,17 @@ TEST(NoiseSchedule, PredictX0InvertsAddNoise) {
   EXPECT_THROW(s.AlphaBar(at::tensor({1.0f})), c10::Error);
 }
 
+TEST(NoiseSchedule, SharedTimestepMatchesPerSampleTimesteps) {
+  NoiseSchedule s = NoiseSchedule::Linear();
+  at::manual_seed(1);
+  at::Tensor x0 = at::randn({3, 4, 8, 8}), eps = at::randn({3, 4, 8, 8});
+  for (int64_t t : {0, 137, 999}) {
+    const at::Tensor ts = at::full({3}, t, at::kLong);
+    EXPECT_TRUE(at::allclose(s.AddNoise(x0, eps, t), s.AddNoise(x0, eps, ts), 1e-6, 1e-7)) << t;
+    EXPECT_TRUE(at::allclose(s.PredictX0(x0, eps, t), s.PredictX0(x0, eps, ts), 1e-6, 1e-7)) << t;
+  }
+  EXPECT_THROW(s.AddNoise(x0, eps, int64_t{1000}), c10::Error);
+}
+
 }  // namespace
 }  // namespace psd3d

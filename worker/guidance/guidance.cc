@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "worker/optim/adam.h"
+#include "worker/render/device_copy.h"
 
 namespace psd3d {
 namespace {
@@ -54,23 +55,25 @@ struct Guidance::Impl {
     return {eps_neg + config.guidance_scale * (eps_y - eps_neg), eps_y};
   }
 
-  at::Tensor OneStepImages(const at::Tensor& z_t, const at::Tensor& eps, const at::Tensor& t) {
+  at::Tensor OneStepImages(const at::Tensor& z_t, const at::Tensor& eps, int64_t t) {
     return prior.Decode(prior.schedule().PredictX0(z_t, eps, t)).clamp(0, 1);
   }
 
-  // ψ ← Adam step on −mean R(x̂₀(z_tʷ; ψ)) (Proposition 1); the text branch is held fixed.
-  double UpdatePsi(const at::Tensor& z_w, const at::Tensor& t, const at::Tensor& eps_y_w, const CameraBatch& cams) {
+  // ψ ← Adam step on −mean R(x̂₀(z_tʷ; ψ)) (Proposition 1); the text branch is held fixed. Returns that
+  // reward (a device scalar).
+  at::Tensor UpdatePsi(const at::Tensor& z_w, const at::Tensor& t, int64_t t_int, const at::Tensor& eps_y_w,
+                       const CameraBatch& cams) {
     at::Tensor psi_var = psi.detach().clone().set_requires_grad(true);
     at::Tensor eps_neg;
     {
       c10::AutoGradMode grad(true);
       eps_neg = prior.PredictNoise(z_w.detach(), t, psi_var.expand({z_w.size(0), -1, -1}), cams);
       at::Tensor eps = eps_neg + config.guidance_scale * (eps_y_w.detach() - eps_neg);
-      at::Tensor r = reward->Score(OneStepImages(z_w.detach(), eps, t), reward_text).mean();
+      at::Tensor r = reward->Score(OneStepImages(z_w.detach(), eps, t_int), reward_text).mean();
       at::Tensor grad_psi = torch::autograd::grad({-r}, {psi_var})[0];
       c10::NoGradGuard no_grad;
       adam->Step({grad_psi.nan_to_num(0, 0, 0)});
-      return r.item<double>();
+      return r.detach();
     }
   }
 };
@@ -128,7 +131,7 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
   const int64_t t_int = t_lo + at::randint(t_hi - t_lo + 1, {1}, generator).item<int64_t>();
   st.t = t_int;
   const int draws = TwoNoises(c.method) ? 2 : 1;
-  at::Tensor noise = at::randn({draws * b, z.size(1), z.size(2), z.size(3)}, generator).to(dev, z.scalar_type());
+  at::Tensor noise = ToDeviceAsync(at::randn({draws * b, z.size(1), z.size(2), z.size(3)}, generator), dev, z.scalar_type());
   at::Tensor t = at::full({draws * b}, t_int, at::TensorOptions().dtype(at::kLong).device(dev));
   const double w = 1.0 - sched.alphas_cumprod[t_int].item<double>();
 
@@ -137,13 +140,13 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
   {
     c10::NoGradGuard no_grad;
     at::Tensor zd = z.detach();
-    z_t = sched.AddNoise(zd.repeat({draws, 1, 1, 1}), noise, t);
+    z_t = sched.AddNoise(zd.repeat({draws, 1, 1, 1}), noise, t_int);
     std::tie(eps_cfg, eps_text) = s.Predict(z_t, t, cameras);
     st.prior_calls = 1;
     if (draws == 1) {
       grad = w * (eps_cfg - noise);
     } else {
-      at::Tensor x0 = s.OneStepImages(z_t, eps_cfg, t);
+      at::Tensor x0 = s.OneStepImages(z_t, eps_cfg, t_int);
       at::Tensor r = s.reward->Score(x0, s.reward_text).view({2, b});
       // win[i]: whether draw 0 wins view i.
       at::Tensor win;
@@ -180,18 +183,17 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
         grad = w * (base + PerView(sc) * (base - loser));
         pref_mean = sc.mean();
       }
-      // The step's statistics in one device-to-host copy.
-      const at::Tensor host = at::stack({r_w.mean(), r_l.mean(), pref_mean.to(r_w.scalar_type())}).to(at::kCPU, at::kDouble);
-      st.reward_win = host[0].item<double>();
-      st.reward_lose = host[1].item<double>();
-      st.pref_weight = host[2].item<double>();
       // ψ follows the reward of the winner's one-step prediction (Proposition 1).
+      at::Tensor psi_reward = r_w.new_zeros({});
       if (c.method == GuidanceMethod::kPsd && step >= c.psi_warmup && step % c.psi_every == 0 && t_int <= c.t_feedback) {
         at::Tensor z_w = pick(z_t, true);
-        st.psi_reward = s.UpdatePsi(z_w, t.narrow(0, 0, b), pick(eps_text, true), cameras);
+        psi_reward = s.UpdatePsi(z_w, t.narrow(0, 0, b), t_int, pick(eps_text, true), cameras);
         st.psi_updated = true;
         st.prior_calls = 2;
       }
+      // Read back with the step's loss (GuidanceStats::pending).
+      st.pending = at::stack({r_w.mean(), r_l.mean(), pref_mean.to(r_w.scalar_type()), psi_reward.to(r_w.scalar_type()),
+                              r_w.new_zeros({})});
     }
     grad = grad.nan_to_num(0, 0, 0);
     if (c.grad_clamp > 0) grad = grad.clamp(-c.grad_clamp, c.grad_clamp);
@@ -200,10 +202,26 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
   at::Tensor loss = 0.5 * (z - target).pow(2).sum() / static_cast<double>(b);
   if (c.method == GuidanceMethod::kRewardGradient) {
     at::Tensor r = s.reward->Score(images, s.reward_text).mean();
-    st.render_reward = r.item<double>();
+    st.pending = at::cat({r.new_zeros({4}), r.detach().reshape({1})});
     loss = loss - c.reward_weight * r;
   }
   return loss;
+}
+
+void GuidanceStats::Resolve() {
+  if (pending.defined()) Resolve(pending.to(at::kCPU, at::kDouble));
+}
+
+void GuidanceStats::Resolve(const at::Tensor& host) {
+  TORCH_CHECK(host.numel() == 5, "GuidanceStats::Resolve: 5 values expected, got ", host.numel());
+  const at::Tensor v = host.to(at::kDouble).contiguous();
+  const double* p = v.data_ptr<double>();
+  reward_win = p[0];
+  reward_lose = p[1];
+  pref_weight = p[2];
+  psi_reward = p[3];
+  render_reward = p[4];
+  pending = at::Tensor();
 }
 
 std::map<std::string, at::Tensor> Guidance::State() const {

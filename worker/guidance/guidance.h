@@ -72,6 +72,14 @@ struct GuidanceStats {
   bool psi_updated = false;
   double psi_reward = 0;  // reward of the ψ-update's one-step prediction
   int64_t prior_calls = 0;  // PredictNoise calls this step (1, or 2 with a ψ update)
+
+  // The rewards and weights above stay on the device until the step reads them back with its loss
+  // (one copy per step: a read in mid-step would make the host wait for the GPU). `pending` holds
+  // [reward_win, reward_lose, pref_weight, psi_reward, render_reward] (undefined for SDS); Resolve()
+  // copies it into the fields, or Resolve(host) takes the five values already copied.
+  at::Tensor pending;
+  void Resolve();
+  void Resolve(const at::Tensor& host);
 };
 
 class Guidance {
@@ -84,7 +92,7 @@ class Guidance {
 
   // The loss for renders `images` [B,3,H,W] in [0,1] (differentiable w.r.t. the 3D parameters) seen from
   // `cameras`, at `step` of the stage. Draws t and the noises from `generator` (CPU), so a run is
-  // deterministic under a seed. May update ψ (PSD). `stats` may be null.
+  // deterministic under a seed. May update ψ (PSD). `stats` may be null; its rewards need Resolve().
   at::Tensor Loss(const at::Tensor& images, const CameraBatch& cameras, int64_t step, at::Generator& generator,
                   GuidanceStats* stats = nullptr);
 

@@ -24,6 +24,10 @@ struct NoiseSchedule {
   at::Tensor AddNoise(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& t) const;
   // x̂_0 = (x_t − √(1−ᾱ) ε̂) / √ᾱ: the clean latent a noise prediction implies.
   at::Tensor PredictX0(const at::Tensor& x_t, const at::Tensor& eps, const at::Tensor& t) const;
+  // The same two for one timestep t shared by the batch. ᾱ_t is read on the host, so no schedule tensor
+  // is copied to the latents' device (such a copy makes the host wait for the GPU); same float32 math.
+  at::Tensor AddNoise(const at::Tensor& x0, const at::Tensor& noise, int64_t t) const;
+  at::Tensor PredictX0(const at::Tensor& x_t, const at::Tensor& eps, int64_t t) const;
 };
 
 }  // namespace psd3d

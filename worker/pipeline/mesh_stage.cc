@@ -187,7 +187,7 @@ absl::StatusOr<StageStepReport> MeshStage::Step() {
       if (p.grad().defined()) p.grad().nan_to_num_(0.0, 0.0, 0.0);
   }
   // The geometry's gradients were made finite above; the color field's must be.
-  if (absl::Status st = FinishStep(loss, s.color.Parameters().All(), *s.adam, stage, s.step, &report.loss); !st.ok()) return st;
+  if (absl::Status st = FinishStep(loss, s.color.Parameters().All(), report.guidance, *s.adam, stage, s.step, &report.loss); !st.ok()) return st;
   ++s.step;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;

@@ -91,7 +91,7 @@ absl::StatusOr<StageStepReport> NerfStage::Step() {
   at::Tensor loss = s.guidance->Loss(ResizeRenders(images, s.prior.image_size()), cams, s.step, s.generator, &report.guidance);
   if (s.config.sparsity_weight > 0) loss = loss + s.config.sparsity_weight * opacity.mean();
   loss.backward();  // gradients start empty: every step ends with ZeroGrad
-  if (absl::Status st = FinishStep(loss, s.field.Parameters().All(), *s.adam, "nerf stage", s.step, &report.loss); !st.ok()) return st;
+  if (absl::Status st = FinishStep(loss, s.field.Parameters().All(), report.guidance, *s.adam, "nerf stage", s.step, &report.loss); !st.ok()) return st;
   ++s.step;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;

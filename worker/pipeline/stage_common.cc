@@ -11,14 +11,18 @@ at::Tensor ResizeRenders(const at::Tensor& images, int64_t size) {
   return at::upsample_bilinear2d(images, std::vector<int64_t>{size, size}, /*align_corners=*/false);
 }
 
-absl::Status FinishStep(const at::Tensor& loss, const std::vector<at::Tensor>& checked, Adam& adam,
-                        absl::string_view stage, int64_t step, double* loss_value) {
+absl::Status FinishStep(const at::Tensor& loss, const std::vector<at::Tensor>& checked, GuidanceStats& guidance,
+                        Adam& adam, absl::string_view stage, int64_t step, double* loss_value) {
+  const int64_t stats = guidance.pending.defined() ? guidance.pending.numel() : 0;
   std::vector<at::Tensor> checks = {loss.detach().reshape({1}).to(at::kDouble)};
+  if (stats > 0) checks.push_back(guidance.pending.reshape({-1}).to(loss.device(), at::kDouble));
   for (const at::Tensor& p : checked)
     if (p.grad().defined()) checks.push_back(p.grad().isfinite().all().reshape({1}).to(at::kDouble));
   const at::Tensor host = at::cat(checks).cpu();
   *loss_value = host[0].item<double>();
-  if (!std::isfinite(*loss_value) || host.narrow(0, 1, host.size(0) - 1).lt(1).any().item<bool>()) {
+  if (stats > 0) guidance.Resolve(host.narrow(0, 1, stats));
+  const at::Tensor finite = host.narrow(0, 1 + stats, host.size(0) - 1 - stats);
+  if (!std::isfinite(*loss_value) || finite.lt(1).any().item<bool>()) {
     adam.ZeroGrad();
     const char* what = std::isfinite(*loss_value) ? "non-finite gradient" : "loss is not finite";
     return absl::FailedPreconditionError(absl::StrCat(stage, ": ", what, " at step ", step));

@@ -20,11 +20,11 @@ namespace psd3d {
 // Renders [B,3,h,w] resized (bilinear) to [B,3,size,size]; unchanged when already that size.
 at::Tensor ResizeRenders(const at::Tensor& images, int64_t size);
 
-// After loss.backward(): one device-to-host copy of the loss and of whether every gradient of
-// `checked` is finite; then Adam's step and ZeroGrad. FAILED_PRECONDITION "<stage>: loss is not
-// finite at step N" (or "non-finite gradient") leaves the parameters as they were. `loss_value`
-// receives the loss either way.
-absl::Status FinishStep(const at::Tensor& loss, const std::vector<at::Tensor>& checked, Adam& adam,
+// After loss.backward(): one device-to-host copy of the loss, of whether every gradient of `checked`
+// is finite and of the guidance's pending statistics (resolved into `guidance`); then Adam's step and
+// ZeroGrad. FAILED_PRECONDITION "<stage>: loss is not finite at step N" (or "non-finite gradient")
+// leaves the parameters as they were. `loss_value` receives the loss either way.
+absl::Status FinishStep(const at::Tensor& loss, const std::vector<at::Tensor>& checked, GuidanceStats& guidance, Adam& adam,
                         absl::string_view stage, int64_t step, double* loss_value);
 
 // {prefix + name: tensor}, and the entries under `prefix` with it removed.

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <vector>
 
+#include "worker/render/device_copy.h"
+
 namespace psd3d {
 namespace {
 
@@ -13,8 +15,22 @@ double Radians(double degrees) { return degrees * M_PI / 180.0; }
 }  // namespace
 
 CameraBatch CameraBatch::to(const at::Device& device) const {
-  return {c2w.to(device),      w2c.to(device),     proj.to(device),     mvp.to(device),  position.to(device),
-          elevation.to(device), azimuth.to(device), distance.to(device), fovy.to(device)};
+  const std::vector<at::Tensor> fields = {c2w, w2c, proj, mvp, position, elevation, azimuth, distance, fovy};
+  if (c2w.device().is_cpu() && device.is_cuda()) {
+    // One queued copy of all nine (cameras are drawn on the host every step; see device_copy.h).
+    std::vector<at::Tensor> flat;
+    std::vector<int64_t> counts;
+    for (const at::Tensor& t : fields) {
+      flat.push_back(t.reshape({-1}));
+      counts.push_back(t.numel());
+    }
+    const std::vector<at::Tensor> parts = ToDeviceAsync(at::cat(flat), device).split_with_sizes(counts);
+    std::vector<at::Tensor> out;
+    for (size_t i = 0; i < fields.size(); ++i) out.push_back(parts[i].view(fields[i].sizes()));
+    return {out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7], out[8]};
+  }
+  auto to = [&](const at::Tensor& t) { return t.to(device); };
+  return {to(c2w), to(w2c), to(proj), to(mvp), to(position), to(elevation), to(azimuth), to(distance), to(fovy)};
 }
 
 CameraBatch CameraBatch::index(int64_t i) const {

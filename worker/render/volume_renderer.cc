@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "worker/render/device_copy.h"
+
 #ifdef PSD3D_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -194,7 +196,7 @@ VolumeRender RenderVolume(const FieldFn& field, const CameraBatch& cameras, cons
   far = at::where(valid, far, near);  // empty interval: zero spacing, zero weight
 
   // Jitter comes from the generator's device (a CPU generator drives CUDA renders deterministically).
-  at::Tensor u = o.stratified ? (generator ? at::rand({r, s}, *generator, opts.device(generator->device())).to(opts.device())
+  at::Tensor u = o.stratified ? (generator ? ToDeviceAsync(at::rand({r, s}, *generator, opts.device(generator->device())), opts.device())
                                            : at::rand({r, s}, opts))
                               : at::full({r, s}, 0.5, opts);
   at::Tensor span = (far - near).unsqueeze(1);

@@ -88,7 +88,7 @@ CameraBatch SampleWorldCameras(int64_t count, at::Generator& generator, const at
   at::Tensor u = at::rand({2, count}, generator, at::TensorOptions().dtype(at::kFloat));
   at::Tensor elev = (kElevationMinDeg + u[0] * (kElevationMaxDeg - kElevationMinDeg)) * kDegToRad;
   at::Tensor azim = u[1] * (2 * M_PI);
-  return WorldCameras(elev.to(device), azim.to(device));
+  return WorldCameras(elev, azim).to(device);  // built on the host: one queued copy (device_copy.h)
 }
 
 CameraBatch JudgeCameras(const at::Device& device) {
