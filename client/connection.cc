@@ -1,14 +1,13 @@
 #include "client/connection.h"
 
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/file_io.h"
 
 ABSL_FLAG(bool, tls, false,
           "Connect with TLS, verifying the server's certificate against the system's CA certificates");
@@ -22,15 +21,13 @@ ABSL_FLAG(std::string, tls_server_name, "",
 namespace psd3d::cli {
 namespace {
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat("--tls_ca: cannot read ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!absl::StrContains(text.str(), "-----BEGIN CERTIFICATE-----")) {
+absl::StatusOr<std::string> ReadCaFile(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat("--tls_ca: cannot read it (", text.status().message(), ")"));
+  if (!absl::StrContains(*text, "-----BEGIN CERTIFICATE-----")) {
     return absl::InvalidArgumentError(absl::StrCat("--tls_ca: no PEM certificate in ", path));
   }
-  return text.str();
+  return text;
 }
 
 // The token, trimmed (a trailing newline from `$(cat file)` or a Secret is common); empty when unset.
@@ -69,7 +66,7 @@ absl::StatusOr<Connection> Connect(const std::string& server) {
 
   grpc::SslCredentialsOptions ssl;
   if (!ca_path.empty()) {
-    auto pem = ReadFile(ca_path);
+    auto pem = ReadCaFile(ca_path);
     if (!pem.ok()) return pem.status();
     ssl.pem_root_certs = *std::move(pem);
   }

@@ -18,7 +18,7 @@
 #include "client/names.h"
 #include "client/progress_bar.h"
 #include "common/validation.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 #include "worker/local_job.h"
 #include "worker/psd_engine.h"
 #include "worker/pipeline/cpu_threads.h"

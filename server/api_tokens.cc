@@ -2,15 +2,11 @@
 
 #include <openssl/crypto.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
-
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/file_io.h"
 #include "common/sha256.h"
 
 namespace psd3d {
@@ -78,7 +74,7 @@ absl::StatusOr<std::vector<ApiTokens::Entry>> ApiTokens::Parse(absl::string_view
 
 absl::StatusOr<std::unique_ptr<ApiTokens>> ApiTokens::Load(const std::string& path) {
   std::unique_ptr<ApiTokens> tokens(new ApiTokens(path));
-  auto text = tokens->ReadFile();
+  auto text = ReadFileToString(tokens->path_);
   if (!text.ok()) return text.status();
   auto entries = Parse(*text);
   if (!entries.ok()) return entries.status();
@@ -86,14 +82,6 @@ absl::StatusOr<std::unique_ptr<ApiTokens>> ApiTokens::Load(const std::string& pa
   tokens->entries_ = *std::move(entries);
   tokens->contents_sha256_ = Sha256Hex(*text);
   return tokens;
-}
-
-absl::StatusOr<std::string> ApiTokens::ReadFile() const {
-  std::ifstream in(path_, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path_, ": ", std::strerror(errno)));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 std::optional<std::string> ApiTokens::Find(absl::string_view token) const {
@@ -112,7 +100,7 @@ std::optional<std::string> ApiTokens::Find(absl::string_view token) const {
 absl::StatusOr<bool> ApiTokens::ReloadIfChanged() {
   // The whole file on every poll (it is small): comparing contents catches any update, also one that
   // keeps size and mtime, and a Kubernetes Secret volume's symlink swap is simply followed.
-  auto text = ReadFile();
+  auto text = ReadFileToString(path_);
   if (!text.ok()) return text.status();
   std::string digest = Sha256Hex(*text);
   {

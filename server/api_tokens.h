@@ -48,8 +48,6 @@ class ApiTokens {
 
  private:
   explicit ApiTokens(std::string path) : path_(std::move(path)) {}
-  absl::StatusOr<std::string> ReadFile() const;
-
   const std::string path_;
   mutable absl::Mutex mu_;
   std::vector<Entry> entries_ ABSL_GUARDED_BY(mu_);

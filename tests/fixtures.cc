@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/file_io.h"
 
 namespace psd3d::testing {
 
@@ -196,13 +197,7 @@ TlsFiles MakeTlsFiles(const std::string& dir, const std::string& names) {
 }
 
 void WriteFileAtomically(const std::string& path, const std::string& contents) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << contents;
-    if (!out.flush()) throw std::runtime_error("cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp);
+  if (absl::Status st = psd3d::WriteFileAtomically(path, contents); !st.ok()) throw std::runtime_error(st.ToString());
 }
 
 std::string ServerBinary() { return PSD3D_SERVER_BIN; }

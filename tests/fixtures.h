@@ -70,8 +70,8 @@ struct TlsFiles {
 };
 TlsFiles MakeTlsFiles(const std::string& dir, const std::string& names = "DNS:localhost,IP:127.0.0.1");
 
-// Writes `contents` to `path` by way of a temporary file and rename (as a Secret volume update is
-// atomic), so a reader sees the old file or the new one.
+// Writes `contents` to `path` by way of a temporary file and rename (common/file_io.h; as a Secret volume
+// update is atomic), so a reader sees the old file or the new one. Throws on failure.
 void WriteFileAtomically(const std::string& path, const std::string& contents);
 
 // Paths of the binaries under test (set by CMake).

@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "absl/strings/match.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 #include "worker/local_job.h"
 #include "worker/psd_engine.h"
 #include "worker/pipeline/job_run.h"

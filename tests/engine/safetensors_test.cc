@@ -12,7 +12,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 #include "worker/formats/json_lite.h"
 #include "worker/formats/safetensors.h"
 

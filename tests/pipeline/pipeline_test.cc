@@ -10,7 +10,7 @@
 #include <filesystem>
 
 #include "tests/gltf_validator.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 #include "worker/formats/glb_reader.h"
 #include "worker/pipeline/pipeline.h"
 #include "worker/pipeline/presets.h"

@@ -8,7 +8,7 @@
 
 #include <torch/optim/adam.h>
 
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 #include "worker/tinyworld/pack.h"
 #include "worker/tinyworld/tiny_reward.h"
 

@@ -10,7 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 #include "worker/formats/glb_reader.h"
 #include "worker/pipeline/pipeline.h"
 #include "worker/tinyworld/judge.h"

@@ -19,7 +19,7 @@
 #include "tools/eval/run_list.h"
 #include "tools/eval/stats.h"
 #include "tools/eval/summary.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 #include "worker/formats/png.h"
 #include "worker/pipeline/presets.h"
 #include "worker/tinyworld/pack.h"

@@ -14,7 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/match.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 
 namespace psd3d::eval {
 namespace {

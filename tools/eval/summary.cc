@@ -10,7 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "tools/eval/run_list.h"
 #include "tools/eval/stats.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 #include "worker/formats/png.h"
 
 namespace psd3d::eval {

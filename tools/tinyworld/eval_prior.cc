@@ -20,7 +20,7 @@
 #include "absl/time/clock.h"
 #include "tools/tinyworld/command.h"
 #include "tools/tinyworld/pack_loading.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 #include "worker/formats/png.h"
 #include "worker/models/ddim_sampler.h"
 #include "worker/tinyworld/judge.h"

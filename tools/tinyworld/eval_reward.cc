@@ -18,7 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "tools/tinyworld/command.h"
 #include "tools/tinyworld/plot.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 #include "worker/formats/png.h"
 #include "worker/tinyworld/tiny_reward.h"
 

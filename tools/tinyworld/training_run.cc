@@ -13,7 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "tools/tinyworld/command.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 #include "worker/tinyworld/pack.h"
 
 namespace psd3d::tinyworld {

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 #include "worker/formats/gltf_constants.h"
 #include "worker/formats/json_lite.h"
 #include "worker/formats/png.h"

@@ -12,7 +12,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 
 namespace psd3d {
 namespace {

@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 #include "worker/formats/json_lite.h"
 
 namespace psd3d {

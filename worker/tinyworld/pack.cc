@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 
 namespace psd3d::tinyworld {
 namespace {

@@ -1,4 +1,6 @@
-// Whole-file reads and crash-safe writes for the format writers (PNG, GLB, safetensors).
+// Whole-file reads and crash-safe writes: the format writers (PNG, GLB, safetensors, checkpoints), the
+// server (token files), the CLI (CA files) and the tests. No LibTorch and no service dependencies, so every
+// build configuration has it (library psd3d_file_io).
 #pragma once
 
 #include <string>

@@ -1,4 +1,4 @@
-#include "worker/formats/file_io.h"
+#include "common/file_io.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
