@@ -28,6 +28,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "tools/eval/eval_run.h"
 #include "tools/eval/run_list.h"
 #include "worker/pipeline/cpu_threads.h"
@@ -45,6 +46,9 @@ ABSL_FLAG(std::string, prompt, "a red cube", "Prompt of every run");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of every run");
 ABSL_FLAG(bool, full_job, false, "Time whole jobs (every step of the preset and the export) instead of steps");
 ABSL_FLAG(double, steps_scale, 1.0, "--full_job: multiplies each stage's steps of the preset");
+ABSL_FLAG(std::vector<std::string>, set, {},
+          "Comma list of stage.field=value settings applied to every method's preset (worker/pipeline/presets.h "
+          "SetConfigValue), e.g. all.psi_from_ranking=1");
 ABSL_FLAG(bool, components, false,
           "Time the model calls a step is made of (prior, ψ update, reward, decode) at the coarse stage's batch "
           "instead of steps");
@@ -90,6 +94,8 @@ struct StageTiming {
 absl::StatusOr<std::map<PipelineStage, StageTiming>> TimeSteps(eval::EvalModels& models, const Setup& setup,
                                                               GuidanceMethod method, int64_t warmup, int64_t steps) {
   PipelineConfig config = PresetConfig(setup.quality, method);
+  for (const std::string& setting : absl::GetFlag(FLAGS_set))
+    if (absl::Status s = SetConfigValue(setting, &config); !s.ok()) return s;
   for (PipelineStage stage : kStages) {
     StageOverride o;
     o.steps = warmup + steps + 1;
@@ -144,6 +150,8 @@ int StepTable(eval::EvalModels& models, const Setup& setup) {
     }
     timings[m] = *std::move(t);
   }
+  if (!absl::GetFlag(FLAGS_set).empty())
+    std::printf("settings: %s\n", absl::StrJoin(absl::GetFlag(FLAGS_set), ", ").c_str());
   std::printf("quality %s on %s, prompt '%s', seed %d: median of %d timed steps after %d warm-up per stage "
               "(stages shortened to %d steps)\n\n",
               std::string(QualityName(setup.quality)).c_str(), setup.device.str().c_str(), setup.prompt.c_str(),

@@ -177,6 +177,43 @@ TEST(Guidance, PsiFollowsTheRewardOfTheWinnersPrediction) {
   EXPECT_EQ(stats.back().prior_calls, 2);
 }
 
+TEST(Guidance, PsiFromTheRankingForwardIsTheSameUpdateWithOnePriorCall) {
+  for (bool per_view : {false, true}) {
+    std::vector<at::Tensor> psi, images;
+    std::vector<std::vector<GuidanceStats>> stats(2);
+    std::vector<int> calls;
+    for (bool from_ranking : {false, true}) {
+      FakePrior prior(/*kappa=*/0.3);  // the two draws disagree, so the winner matters
+      FakeReward reward;
+      GuidanceConfig c;
+      c.method = GuidanceMethod::kPsd;
+      c.guidance_scale = 3.0;
+      c.psi_lr = 0.05;
+      c.t_feedback = 1000;
+      c.per_view_winner = per_view;
+      c.psi_from_ranking = from_ranking;
+      auto g = Guidance::Create(prior, &reward, "target", c);
+      ASSERT_TRUE(g.ok());
+      at::Tensor image = at::rand({3, 3, kSize, kSize}, at::make_generator<at::CPUGeneratorImpl>(4));
+      Optimize(**g, image, 12, 0.2, 5, &stats[from_ranking]);
+      psi.push_back((*g)->negative_context().clone());
+      images.push_back(image);
+      calls.push_back(prior.calls);
+    }
+    EXPECT_TRUE(at::allclose(psi[0], psi[1], 1e-5, 1e-6)) << per_view << ": " << (psi[0] - psi[1]).abs().max();
+    EXPECT_TRUE(at::allclose(images[0], images[1], 1e-5, 1e-6)) << per_view;
+    EXPECT_FALSE(at::allclose(psi[0], at::zeros_like(psi[0])));  // ψ did move
+    for (size_t i = 0; i < stats[0].size(); ++i) {
+      EXPECT_TRUE(stats[1][i].psi_updated);
+      EXPECT_NEAR(stats[0][i].psi_reward, stats[1][i].psi_reward, 1e-5) << i;
+      EXPECT_EQ(stats[0][i].prior_calls, 2);
+      EXPECT_EQ(stats[1][i].prior_calls, 1);
+    }
+    EXPECT_EQ(calls[0], 24);
+    EXPECT_EQ(calls[1], 12);
+  }
+}
+
 TEST(Guidance, StateResumesTheSameTrajectory) {
   FakeReward reward;
   GuidanceConfig c;
@@ -243,6 +280,32 @@ TEST(GuidanceTinyPack, SdsMovesAGrayImageTowardThePromptsColor) {
                           .mean({1, 2});
   EXPECT_GT(centre[0].item<float>(), centre[1].item<float>() + 0.1) << centre;
   EXPECT_GT(centre[0].item<float>(), centre[2].item<float>() + 0.1) << centre;
+}
+
+// The same with the shipped models: the tiny prior and reward treat every batch row on its own, so
+// the ranking forward's winner rows give ψ the gradient of the separate forward.
+TEST(GuidanceTinyPack, PsiFromTheRankingForwardMatchesTheSeparateForward) {
+  auto prior = tinyworld::TinyPrior::Load(tinyworld::DefaultPackDir(), at::kCPU);
+  auto reward = tinyworld::TinyReward::Load(tinyworld::DefaultPackDir(), "reward", at::kCPU);
+  ASSERT_TRUE(prior.ok() && reward.ok());
+  std::vector<at::Tensor> psi;
+  for (bool from_ranking : {false, true}) {
+    GuidanceConfig c;
+    c.method = GuidanceMethod::kPsd;
+    c.t_feedback = 1000;
+    c.psi_lr = 0.01;
+    c.psi_from_ranking = from_ranking;
+    auto g = Guidance::Create(**prior, reward->get(), "a red sphere", c);
+    ASSERT_TRUE(g.ok());
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(8);
+    const CameraBatch cams = tinyworld::SampleWorldCameras(2, gen);
+    const at::Tensor image = at::rand({2, 3, 64, 64}, gen);
+    for (int i = 0; i < 2; ++i) (*g)->Loss(image, cams, i, gen);
+    psi.push_back((*g)->negative_context().clone());
+  }
+  const at::Tensor start = (*prior)->EmptyContext();
+  EXPECT_GT((psi[0] - start).abs().max().item<double>(), 1e-3);  // two Adam steps of 0.01
+  EXPECT_TRUE(at::allclose(psi[0], psi[1], 1e-4, 1e-5)) << (psi[0] - psi[1]).abs().max();
 }
 
 }  // namespace

@@ -47,9 +47,11 @@ struct Guidance::Impl {
 
   // ε̂ predictions for latents z_t [N,...] of N/B noise draws (views repeated per draw): one batched call
   // over [z_t; z_t] with contexts [y; ψ]; returns (cfg, text-only).
-  std::pair<at::Tensor, at::Tensor> Predict(const at::Tensor& z_t, const at::Tensor& t, const CameraBatch& cams) {
+  // `negative` is ψ (or a copy of it that autograd tracks).
+  std::pair<at::Tensor, at::Tensor> Predict(const at::Tensor& z_t, const at::Tensor& t, const CameraBatch& cams,
+                                            const at::Tensor& negative) {
     const int64_t n = z_t.size(0);
-    at::Tensor ctx = at::cat({text.expand({n, -1, -1}), psi.expand({n, -1, -1})}, 0);
+    at::Tensor ctx = at::cat({text.expand({n, -1, -1}), negative.expand({n, -1, -1})}, 0);
     at::Tensor eps = prior.PredictNoise(at::cat({z_t, z_t}, 0), at::cat({t, t}, 0), ctx, cams.repeat(2 * n / cams.size()));
     at::Tensor eps_y = eps.narrow(0, 0, n), eps_neg = eps.narrow(0, n, n);
     return {eps_neg + config.guidance_scale * (eps_y - eps_neg), eps_y};
@@ -59,22 +61,23 @@ struct Guidance::Impl {
     return prior.Decode(prior.schedule().PredictX0(z_t, eps, t)).clamp(0, 1);
   }
 
-  // ψ ← Adam step on −mean R(x̂₀(z_tʷ; ψ)) (Proposition 1); the text branch is held fixed. Returns that
-  // reward (a device scalar).
+  // ψ ← Adam step on −mean R(x̂₀(z_tʷ; ψ)) (Proposition 1); the text branch is held fixed. `reward` is
+  // that mean reward, computed with autograd from `psi_var` (a tracked copy of ψ); returns it detached.
+  at::Tensor StepPsi(const at::Tensor& reward, const at::Tensor& psi_var) {
+    at::Tensor grad_psi = torch::autograd::grad({-reward}, {psi_var})[0];
+    c10::NoGradGuard no_grad;
+    adam->Step({grad_psi.nan_to_num(0, 0, 0)});
+    return reward.detach();
+  }
+
+  // The same with a forward of its own on the winner's noised latents z_w and text prediction eps_y_w.
   at::Tensor UpdatePsi(const at::Tensor& z_w, const at::Tensor& t, int64_t t_int, const at::Tensor& eps_y_w,
                        const CameraBatch& cams) {
+    c10::AutoGradMode grad(true);
     at::Tensor psi_var = psi.detach().clone().set_requires_grad(true);
-    at::Tensor eps_neg;
-    {
-      c10::AutoGradMode grad(true);
-      eps_neg = prior.PredictNoise(z_w.detach(), t, psi_var.expand({z_w.size(0), -1, -1}), cams);
-      at::Tensor eps = eps_neg + config.guidance_scale * (eps_y_w.detach() - eps_neg);
-      at::Tensor r = reward->Score(OneStepImages(z_w.detach(), eps, t_int), reward_text).mean();
-      at::Tensor grad_psi = torch::autograd::grad({-r}, {psi_var})[0];
-      c10::NoGradGuard no_grad;
-      adam->Step({grad_psi.nan_to_num(0, 0, 0)});
-      return r.detach();
-    }
+    at::Tensor eps_neg = prior.PredictNoise(z_w.detach(), t, psi_var.expand({z_w.size(0), -1, -1}), cams);
+    at::Tensor eps = eps_neg + config.guidance_scale * (eps_y_w.detach() - eps_neg);
+    return StepPsi(reward->Score(OneStepImages(z_w.detach(), eps, t_int), reward_text).mean(), psi_var);
   }
 };
 
@@ -135,19 +138,32 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
   at::Tensor t = at::full({draws * b}, t_int, at::TensorOptions().dtype(at::kLong).device(dev));
   const double w = 1.0 - sched.alphas_cumprod[t_int].item<double>();
 
+  const bool update_psi =
+      c.method == GuidanceMethod::kPsd && step >= c.psi_warmup && step % c.psi_every == 0 && t_int <= c.t_feedback;
+  const bool psi_in_ranking = update_psi && c.psi_from_ranking;
   at::Tensor grad;  // G on z, [B,...]
   at::Tensor z_t, eps_cfg, eps_text;
   {
     c10::NoGradGuard no_grad;
     at::Tensor zd = z.detach();
     z_t = sched.AddNoise(zd.repeat({draws, 1, 1, 1}), noise, t_int);
-    std::tie(eps_cfg, eps_text) = s.Predict(z_t, t, cameras);
+    at::Tensor psi_var, ranked;  // psi_in_ranking: ψ tracked by autograd, and the ranking's rewards [2,B] on it
+    if (psi_in_ranking) {
+      c10::AutoGradMode track(true);
+      psi_var = s.psi.detach().clone().set_requires_grad(true);
+      std::tie(eps_cfg, eps_text) = s.Predict(z_t, t, cameras, psi_var);
+      ranked = s.reward->Score(s.OneStepImages(z_t, eps_cfg, t_int), s.reward_text).view({2, b});
+      eps_cfg = eps_cfg.detach();
+      eps_text = eps_text.detach();
+    } else {
+      std::tie(eps_cfg, eps_text) = s.Predict(z_t, t, cameras, s.psi);
+    }
     st.prior_calls = 1;
     if (draws == 1) {
       grad = w * (eps_cfg - noise);
     } else {
-      at::Tensor x0 = s.OneStepImages(z_t, eps_cfg, t_int);
-      at::Tensor r = s.reward->Score(x0, s.reward_text).view({2, b});
+      at::Tensor r = psi_in_ranking ? ranked.detach()
+                                    : s.reward->Score(s.OneStepImages(z_t, eps_cfg, t_int), s.reward_text).view({2, b});
       // win[i]: whether draw 0 wins view i.
       at::Tensor win;
       if (c.method == GuidanceMethod::kDreamDpo || c.per_view_winner) {
@@ -185,9 +201,12 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
       }
       // ψ follows the reward of the winner's one-step prediction (Proposition 1).
       at::Tensor psi_reward = r_w.new_zeros({});
-      if (c.method == GuidanceMethod::kPsd && step >= c.psi_warmup && step % c.psi_every == 0 && t_int <= c.t_feedback) {
-        at::Tensor z_w = pick(z_t, true);
-        psi_reward = s.UpdatePsi(z_w, t.narrow(0, 0, b), t_int, pick(eps_text, true), cameras);
+      if (psi_in_ranking) {
+        c10::AutoGradMode track(true);
+        psi_reward = s.StepPsi(at::where(win, ranked[0], ranked[1]).mean(), psi_var);
+        st.psi_updated = true;
+      } else if (update_psi) {
+        psi_reward = s.UpdatePsi(pick(z_t, true), t.narrow(0, 0, b), t_int, pick(eps_text, true), cameras);
         st.psi_updated = true;
         st.prior_calls = 2;
       }

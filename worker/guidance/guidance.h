@@ -54,6 +54,12 @@ struct GuidanceConfig {
   int64_t psi_every = 1;
   int64_t psi_warmup = 0;
   int64_t t_feedback = 500;
+  // Where ψ's gradient comes from. false: a forward of its own (prior with ψ, decode, reward) on the
+  // winner's noised latents, then its backward. true: the ranking's forward, run with autograd on ψ,
+  // whose winner rows are that same function, so one backward gives the same gradient without the
+  // second forward. The backward then spans both draws (twice the rows): fewer launches, more FLOPs,
+  // so it pays where calls are launch-bound (the GPU), not on the CPU.
+  bool psi_from_ranking = false;
 
   // DreamDPO: the reward gap under which the winner's SDS term is used alone.
   double dpo_beta = 0.0;

@@ -52,11 +52,22 @@ absl::Status DMTet::Evaluate(const PointFunction& f, int64_t chunk, const char* 
   return absl::OkStatus();
 }
 
-absl::Status DMTet::InitFromDensity(const PointFunction& density, double threshold, int64_t chunk) {
+absl::Status DMTet::InitFromDensity(const PointFunction& density, double threshold, int64_t smoothing, int64_t chunk) {
+  if (smoothing < 0) return absl::InvalidArgumentError("DMTet::InitFromDensity: smoothing must be ≥ 0");
   at::Tensor d;
   if (absl::Status s = Evaluate(density, chunk, "density", &d); !s.ok()) return s;
   c10::NoGradGuard no_grad;
-  sdf_.copy_((threshold - d).clamp(-1.0, 1.0));
+  at::Tensor sdf = (threshold - d).clamp(-1.0, 1.0);
+  if (smoothing > 0) {
+    // Vertex (i,j,k) has id i + (N+1)(j + (N+1)k): a [1,1,N+1,N+1,N+1] volume with x fastest. At the
+    // border the filter averages only the vertices that exist.
+    const int64_t side = grid_.resolution + 1;
+    at::Tensor volume = sdf.to(at::kFloat).view({1, 1, side, side, side});
+    for (int64_t i = 0; i < smoothing; ++i)
+      volume = at::avg_pool3d(volume, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, /*ceil_mode=*/false, /*count_include_pad=*/false);
+    sdf = volume.reshape({-1}).to(sdf.scalar_type());
+  }
+  sdf_.copy_(sdf);
   deformation_.zero_();
   return absl::OkStatus();
 }

@@ -35,9 +35,14 @@ class DMTet {
   explicit DMTet(const DMTetOptions& options = {}, const at::Device& device = at::kCPU);
 
   // sdf = clamp(threshold − density, −1, 1) at the grid vertices (dense → inside, negative), as threestudio
-  // initialises from the coarse NeRF; deformation is reset to 0. `density` runs without gradient on chunks
-  // of at most `chunk` points. INVALID_ARGUMENT if it returns the wrong shape or non-finite values.
-  absl::Status InitFromDensity(const PointFunction& density, double threshold, int64_t chunk = 1 << 18);
+  // initialises from the coarse NeRF; deformation is reset to 0. A NeRF's density jumps by far more than
+  // the threshold within one cell, so those values are ±1 almost everywhere and every surface crossing
+  // sits at an edge's midpoint: a staircase. `smoothing` passes of a 3×3×3 box filter over the vertex
+  // grid grade them, so crossings follow the boundary between the cells (anti-aliasing; a flat boundary
+  // stays where it was). `density` runs without gradient on chunks of at most `chunk` points.
+  // INVALID_ARGUMENT if it returns the wrong shape or non-finite values.
+  absl::Status InitFromDensity(const PointFunction& density, double threshold, int64_t smoothing = 0,
+                               int64_t chunk = 1 << 18);
   // sdf = sdf_fn(vertices) unclamped (e.g. an analytic shape in tests); deformation is reset to 0.
   absl::Status InitFromSdf(const PointFunction& sdf_fn, int64_t chunk = 1 << 18);
 

@@ -57,6 +57,7 @@ absl::Status ValidateMeshStageConfig(const MeshStageConfig& c) {
   if (c.supersample < 1 || c.supersample > 4) return bad("supersample must be in [1, 4]");
   if (c.resolution < 4 || c.resolution > 256) return bad("resolution must be in [4, 256]");
   if (!(c.init_threshold > 0)) return bad("init_threshold must be > 0");
+  if (c.init_smoothing < 0 || c.init_smoothing > 8) return bad("init_smoothing must be in [0, 8]");
   if (!(c.lr_sdf > 0) || !(c.lr_deformation > 0) || !(c.lr_encoding > 0) || !(c.lr_mlp > 0))
     return bad("learning rates must be > 0");
   if (!(c.normal_consistency_weight >= 0) || !(c.laplacian_weight >= 0)) return bad("regularizer weights must be ≥ 0");
@@ -146,7 +147,8 @@ absl::StatusOr<std::unique_ptr<MeshStage>> MeshStage::Create(DiffusionPrior& pri
     const double threshold = std::min(config.init_threshold, 0.5 * peak);
     if (!(threshold > 0))
       return absl::FailedPreconditionError("geometry stage: the coarse stage left no density to start a surface from");
-    if (absl::Status s = impl->dmtet.InitFromDensity([&field](const at::Tensor& p) { return field.Density(p); }, threshold);
+    if (absl::Status s = impl->dmtet.InitFromDensity([&field](const at::Tensor& p) { return field.Density(p); }, threshold,
+                                                       config.init_smoothing);
         !s.ok())
       return s;
   } else {

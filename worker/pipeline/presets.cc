@@ -154,6 +154,7 @@ absl::Status SetGuidance(absl::string_view field, absl::string_view value, doubl
   else if (field == "psi_every") g->psi_every = static_cast<int64_t>(v);
   else if (field == "psi_warmup") g->psi_warmup = static_cast<int64_t>(v);
   else if (field == "t_feedback") g->t_feedback = static_cast<int64_t>(v);
+  else if (field == "psi_from_ranking") g->psi_from_ranking = v != 0;
   else if (field == "dpo_beta") g->dpo_beta = v;
   else if (field == "reward_weight") g->reward_weight = v;
   else if (field == "grad_clamp") g->grad_clamp = v;
@@ -196,6 +197,7 @@ absl::Status SetStageValue(PipelineStage stage, absl::string_view field, absl::s
     else if (field == "supersample") s.supersample = n;
     else if (field == "resolution") s.resolution = n;
     else if (field == "init_threshold") s.init_threshold = v;
+    else if (field == "init_smoothing") s.init_smoothing = n;
     else if (field == "lr_encoding") s.lr_encoding = v;
     else if (field == "lr_mlp") s.lr_mlp = v;
     else if (field == "lr_sdf") s.lr_sdf = v;
