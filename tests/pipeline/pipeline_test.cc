@@ -187,8 +187,17 @@ TEST_F(PipelineTest, PresetsOverridesAndSettingsValidate) {
   EXPECT_EQ(c.texture.guidance.guidance_scale, 20);
   EXPECT_TRUE(SetConfigValue("coarse.grid_levels=6", &c).ok());
   EXPECT_EQ(c.coarse.field.encoding.levels, 6);
+  // ψ from the ranking forward: on in the GPU presets, off in DRAFT (CPU); settable per stage.
+  EXPECT_FALSE(c.geometry.guidance.psi_from_ranking);
+  EXPECT_TRUE(PresetConfig(Quality::kStandard, GuidanceMethod::kPsd).texture.guidance.psi_from_ranking);
+  EXPECT_TRUE(SetConfigValue("geometry.psi_from_ranking=1", &c).ok());
+  EXPECT_TRUE(c.geometry.guidance.psi_from_ranking);
+  EXPECT_FALSE(c.coarse.guidance.psi_from_ranking);
+  EXPECT_TRUE(SetConfigValue("geometry.init_smoothing=2", &c).ok());
+  EXPECT_EQ(c.geometry.init_smoothing, 2);
   for (const char* bad : {"coarse.nonsense=1", "coarse.steps=x", "nowhere.steps=3", "coarse.steps", "coarse.views=0",
-                          "export.texture_size=3", "geometry.samples_per_ray=8", "coarse.grid_levels=0"})
+                          "export.texture_size=3", "geometry.samples_per_ray=8", "coarse.grid_levels=0",
+                          "geometry.init_smoothing=-1", "geometry.init_smoothing=9"})
     EXPECT_FALSE(SetConfigValue(bad, &c).ok()) << bad;
 }
 

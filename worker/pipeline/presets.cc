@@ -10,9 +10,13 @@ namespace psd3d {
 namespace {
 
 // The guidance every stage shares; the t window narrows toward low noise as the stages refine.
-GuidanceConfig StageGuidance(GuidanceMethod method, double t_max_start, double t_max_end, int64_t steps) {
+// GPU presets take ψ's gradient from the ranking forward: the same update with one prior call a step,
+// which cut PSD's step by 20–30% on the H100 (launch-bound); on the CPU (DRAFT) it costs FLOPs instead.
+GuidanceConfig StageGuidance(GuidanceMethod method, double t_max_start, double t_max_end, int64_t steps,
+                             bool gpu_preset) {
   GuidanceConfig g;
   g.method = method;
+  g.psi_from_ranking = gpu_preset;
   g.guidance_scale = 7.5;
   g.t_min = ScalarSchedule::Constant(0.02);
   g.t_max = ScalarSchedule::Linear(0, t_max_start, t_max_end, steps);
@@ -59,7 +63,7 @@ PipelineConfig PresetConfig(Quality quality, GuidanceMethod method) {
   n.lr_encoding = draft ? 3e-2 : 1e-2;
   n.lr_mlp = draft ? 3e-3 : 1e-3;
   n.sparsity_weight = 0.0;
-  n.guidance = StageGuidance(method, 0.98, 0.5, n.steps);
+  n.guidance = StageGuidance(method, 0.98, 0.5, n.steps, !draft);
 
   MeshStageConfig& g = c.geometry;
   g.train_geometry = true;
@@ -74,14 +78,14 @@ PipelineConfig PresetConfig(Quality quality, GuidanceMethod method) {
   g.lr_mlp = 1e-3;
   g.normal_consistency_weight = 0.1;
   g.laplacian_weight = 0.0;
-  g.guidance = StageGuidance(method, 0.5, 0.3, g.steps);
+  g.guidance = StageGuidance(method, 0.5, 0.3, g.steps, !draft);
 
   MeshStageConfig& t = c.texture;
   t = g;
   t.train_geometry = false;
   t.steps = draft ? 20 : 200 * scale;
   t.supersample = draft ? 1 : 2;
-  t.guidance = StageGuidance(method, 0.4, 0.2, t.steps);
+  t.guidance = StageGuidance(method, 0.4, 0.2, t.steps, !draft);
 
   c.export_options.texture_size = draft ? 256 : 1024;
   return c;
