@@ -48,7 +48,7 @@ ABSL_FLAG(bool, full_job, false, "Time whole jobs (every step of the preset and 
 ABSL_FLAG(double, steps_scale, 1.0, "--full_job: multiplies each stage's steps of the preset");
 ABSL_FLAG(std::vector<std::string>, set, {},
           "Comma list of stage.field=value settings applied to every method's preset (worker/pipeline/presets.h "
-          "SetConfigValue), e.g. all.psi_from_ranking=1");
+          "SetConfigValue), e.g. all.psi_from_ranking=1; step tables and --full_job (not --components)");
 ABSL_FLAG(bool, components, false,
           "Time the model calls a step is made of (prior, ψ update, reward, decode) at the coarse stage's batch "
           "instead of steps");
@@ -196,6 +196,8 @@ struct JobTiming {
 absl::StatusOr<JobTiming> TimeJob(eval::EvalModels& models, const Setup& setup, GuidanceMethod method, double scale) {
   absl::StatusOr<PipelineConfig> config = eval::EvalConfig(setup.quality, method, scale);
   if (!config.ok()) return config.status();
+  for (const std::string& setting : absl::GetFlag(FLAGS_set))
+    if (absl::Status s = SetConfigValue(setting, &*config); !s.ok()) return s;
   Sync(setup.device);
   const Clock::time_point start = Clock::now();
   absl::StatusOr<std::unique_ptr<Pipeline>> p =
@@ -250,8 +252,7 @@ int FullJobTable(eval::EvalModels& models, const Setup& setup) {
   return 0;
 }
 
-// Median ms of `fn` over `steps` calls after `warmup`, each bracketed by device synchronizations.
-// Median milliseconds of `fn` from start to the device being idle again, and of the host's part alone
+// Over `steps` calls after `warmup`, each bracketed by device synchronizations: median milliseconds of `fn` from start to the device being idle again, and of the host's part alone
 // (until `fn` returns: where the two are close, the call is bound by the host issuing its work).
 struct CallTime {
   double ms = 0, host_ms = 0;

@@ -57,8 +57,11 @@ struct GuidanceConfig {
   // Where ψ's gradient comes from. false: a forward of its own (prior with ψ, decode, reward) on the
   // winner's noised latents, then its backward. true: the ranking's forward, run with autograd on ψ,
   // whose winner rows are that same function, so one backward gives the same gradient without the
-  // second forward. The backward then spans both draws (twice the rows): fewer launches, more FLOPs,
-  // so it pays where calls are launch-bound (the GPU), not on the CPU.
+  // second forward. That holds for priors and rewards that treat every batch row on its own (the tiny
+  // pack); a multi-view prior that attends across a group's views (MVDream) gives a different gradient
+  // with per_view_winner. The backward spans all 4·B prior rows and 2·B reward rows (the separate
+  // update: B and B), whose activations live until the update: fewer launches, more FLOPs and memory,
+  // so it pays where calls are launch-bound (the GPU presets), not on the CPU.
   bool psi_from_ranking = false;
 
   // DreamDPO: the reward gap under which the winner's SDS term is used alone.
@@ -77,7 +80,7 @@ struct GuidanceStats {
   double render_reward = 0;                // reward of the renders (reward-gradient method)
   bool psi_updated = false;
   double psi_reward = 0;  // reward of the ψ-update's one-step prediction
-  int64_t prior_calls = 0;  // PredictNoise calls this step (1, or 2 with a ψ update)
+  int64_t prior_calls = 0;  // PredictNoise calls this step (1, or 2 with a separate ψ update)
 
   // The rewards and weights above stay on the device until the step reads them back with its loss
   // (one copy per step: a read in mid-step would make the host wait for the GPU). `pending` holds

@@ -62,10 +62,10 @@ absl::Status DMTet::InitFromDensity(const PointFunction& density, double thresho
     // Vertex (i,j,k) has id i + (N+1)(j + (N+1)k): a [1,1,N+1,N+1,N+1] volume with x fastest. At the
     // border the filter averages only the vertices that exist.
     const int64_t side = grid_.resolution + 1;
-    at::Tensor volume = sdf.to(at::kFloat).view({1, 1, side, side, side});
+    at::Tensor volume = sdf.reshape({1, 1, side, side, side});
     for (int64_t i = 0; i < smoothing; ++i)
       volume = at::avg_pool3d(volume, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, /*ceil_mode=*/false, /*count_include_pad=*/false);
-    sdf = volume.reshape({-1}).to(sdf.scalar_type());
+    sdf = volume.reshape({-1});
   }
   sdf_.copy_(sdf);
   deformation_.zero_();

@@ -12,6 +12,7 @@ namespace {
 // The guidance every stage shares; the t window narrows toward low noise as the stages refine.
 // GPU presets take ψ's gradient from the ranking forward: the same update with one prior call a step,
 // which cut PSD's step by 20–30% on the H100 (launch-bound); on the CPU (DRAFT) it costs FLOPs instead.
+// (STANDARD or HIGH run on a CPU get the same update, only slower; set psi_from_ranking=0 there.)
 GuidanceConfig StageGuidance(GuidanceMethod method, double t_max_start, double t_max_end, int64_t steps,
                              bool gpu_preset) {
   GuidanceConfig g;
