@@ -11,6 +11,7 @@
 
 #include <memory>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 
 namespace psd3d {
@@ -34,15 +35,24 @@ std::string NotAfter(const X509* cert) {
   return std::string(data, n);
 }
 
+// The first certificate of a PEM file. NOT_FOUND "cannot read <path>" or INVALID_ARGUMENT "no PEM
+// certificate in <path>".
+absl::StatusOr<std::unique_ptr<X509, X509Free>> ReadCertificate(const std::string& path) {
+  std::unique_ptr<BIO, BioFree> in(BIO_new_file(path.c_str(), "r"));
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr));
+  if (!cert) return absl::InvalidArgumentError(absl::StrCat("no PEM certificate in ", path));
+  return cert;
+}
+
 }  // namespace
 
 std::string CertificateDnsName(const std::string& cert_path) {
-  std::unique_ptr<BIO, BioFree> in(BIO_new_file(cert_path.c_str(), "r"));
-  if (!in) return "";
-  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr));
-  if (!cert) return "";
+  absl::StatusOr<std::unique_ptr<X509, X509Free>> cert = ReadCertificate(cert_path);
+  if (!cert.ok()) return "";
+  X509* const x509 = cert->get();
   std::string name;
-  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr));
+  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x509, NID_subject_alt_name, nullptr, nullptr));
   for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names) && name.empty(); ++i) {
     const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
     if (n->type == GEN_DNS) {
@@ -52,16 +62,15 @@ std::string CertificateDnsName(const std::string& cert_path) {
   GENERAL_NAMES_free(names);
   if (name.empty()) {
     char cn[256] = {0};
-    if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn, sizeof(cn)) > 0) name = cn;
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(x509), NID_commonName, cn, sizeof(cn)) > 0) name = cn;
   }
   return name;
 }
 
 absl::Status CheckTlsFiles(const std::string& cert_path, const std::string& key_path, std::string* summary) {
-  std::unique_ptr<BIO, BioFree> cert_in(BIO_new_file(cert_path.c_str(), "r"));
-  if (!cert_in) return absl::NotFoundError(absl::StrCat("--tls_cert: cannot read ", cert_path));
-  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(cert_in.get(), nullptr, nullptr, nullptr));
-  if (!cert) return absl::InvalidArgumentError(absl::StrCat("--tls_cert: no PEM certificate in ", cert_path));
+  absl::StatusOr<std::unique_ptr<X509, X509Free>> read = ReadCertificate(cert_path);
+  if (!read.ok()) return absl::Status(read.status().code(), absl::StrCat("--tls_cert: ", read.status().message()));
+  const std::unique_ptr<X509, X509Free> cert = *std::move(read);
   std::unique_ptr<BIO, BioFree> key_in(BIO_new_file(key_path.c_str(), "r"));
   if (!key_in) return absl::NotFoundError(absl::StrCat("--tls_key: cannot read ", key_path));
   // The callback/password arguments stay null: an encrypted key is refused instead of prompting.

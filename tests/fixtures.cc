@@ -10,8 +10,6 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include "absl/strings/match.h"
@@ -111,12 +109,7 @@ int Process::Wait(absl::Duration timeout) {
   return status_;
 }
 
-std::string Process::Log() const {
-  std::ifstream in(log_path_);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string Process::Log() const { return ReadFileToString(log_path_).value_or(""); }
 
 bool Process::WaitForLog(const std::string& text, absl::Duration timeout) const {
   absl::Time deadline = absl::Now() + timeout;
@@ -187,10 +180,8 @@ TlsFiles MakeTlsFiles(const std::string& dir, const std::string& names) {
                    " -days 1 -subj '/CN=psd3d test CA'", quiet));
   Run(absl::StrCat("openssl req ", ec, " -keyout ", f.server_key, " -out ", dir, "/server.csr -subj '/CN=localhost'",
                    quiet));
-  {
-    std::ofstream ext(dir + "/server.ext");
-    ext << "subjectAltName=" << names << "\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n";
-  }
+  WriteFileAtomically(dir + "/server.ext", absl::StrCat("subjectAltName=", names,
+                                                        "\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"));
   Run(absl::StrCat("openssl x509 -req -in ", dir, "/server.csr -CA ", f.ca_cert, " -CAkey ", dir,
                    "/ca.key -CAcreateserial -days 1 -extfile ", dir, "/server.ext -out ", f.server_cert, quiet));
   return f;

@@ -5,12 +5,10 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/file_io.h"
 #include "common/sha256.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "psd3d/v1/generation.grpc.pb.h"
@@ -25,13 +23,6 @@ const std::string kAlice = "alice-0123456789abcdef0123456789";
 const std::string kUnnamed = "unnamed-0123456789abcdef01234567";
 const std::string kCarol = "carol-0123456789abcdef0123456789";
 constexpr char kUnknownJob[] = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // The value of the labelled sample `series` (e.g. psd3d_auth_failures_total{reason="missing"}), or -1.
 double Sample(const std::string& exposition, const std::string& series) {
@@ -54,7 +45,7 @@ class TlsAuthTest : public ::testing::Test {
                                     absl::StrCat("--metrics_address=127.0.0.1:", metrics_port_)});
     address_ = absl::StrCat("127.0.0.1:", port_);
     grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = ReadFile(tls_.ca_cert);
+    ssl.pem_root_certs = ReadFileToString(tls_.ca_cert).value();
     tls_channel_ = grpc::CreateChannel(address_, grpc::SslCredentials(ssl));
     stub_ = v1::GenerationService::NewStub(tls_channel_);
   }

@@ -3,8 +3,8 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
-#include "common/stage_names.h"
 #include "common/file_io.h"
+#include "common/stage_names.h"
 
 namespace psd3d {
 namespace {

@@ -84,6 +84,13 @@ struct Setup {
   uint64_t seed = 1;
 };
 
+// --set, applied to a method's preset.
+absl::Status ApplySetFlag(PipelineConfig* config) {
+  for (const std::string& setting : absl::GetFlag(FLAGS_set))
+    if (absl::Status s = SetConfigValue(setting, config); !s.ok()) return s;
+  return absl::OkStatus();
+}
+
 // One stage's timed steps of one method.
 struct StageTiming {
   std::vector<double> ms;
@@ -94,8 +101,7 @@ struct StageTiming {
 absl::StatusOr<std::map<PipelineStage, StageTiming>> TimeSteps(eval::EvalModels& models, const Setup& setup,
                                                               GuidanceMethod method, int64_t warmup, int64_t steps) {
   PipelineConfig config = PresetConfig(setup.quality, method);
-  for (const std::string& setting : absl::GetFlag(FLAGS_set))
-    if (absl::Status s = SetConfigValue(setting, &config); !s.ok()) return s;
+  if (absl::Status s = ApplySetFlag(&config); !s.ok()) return s;
   for (PipelineStage stage : kStages) {
     StageOverride o;
     o.steps = warmup + steps + 1;
@@ -196,8 +202,7 @@ struct JobTiming {
 absl::StatusOr<JobTiming> TimeJob(eval::EvalModels& models, const Setup& setup, GuidanceMethod method, double scale) {
   absl::StatusOr<PipelineConfig> config = eval::EvalConfig(setup.quality, method, scale);
   if (!config.ok()) return config.status();
-  for (const std::string& setting : absl::GetFlag(FLAGS_set))
-    if (absl::Status s = SetConfigValue(setting, &*config); !s.ok()) return s;
+  if (absl::Status s = ApplySetFlag(&*config); !s.ok()) return s;
   Sync(setup.device);
   const Clock::time_point start = Clock::now();
   absl::StatusOr<std::unique_ptr<Pipeline>> p =

@@ -9,13 +9,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/file_io.h"
 #include "psd3d/v1/generation.grpc.pb.h"
 #include "tests/fixtures.h"
 
@@ -67,10 +66,7 @@ TEST(MetricsContract, DashboardAlertsAndScalingReadExportedMetrics) {
                                           std::string("--nvml_library=") + PSD3D_FAKE_NVML});
 
   grpc::SslCredentialsOptions ssl;
-  std::ifstream ca(tls.ca_cert);
-  std::stringstream pem;
-  pem << ca.rdbuf();
-  ssl.pem_root_certs = pem.str();
+  ssl.pem_root_certs = ReadFileToString(tls.ca_cert).value();
   auto stub = v1::GenerationService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", port),
       grpc::CompositeChannelCredentials(grpc::SslCredentials(ssl), grpc::AccessTokenCredentials(token))));

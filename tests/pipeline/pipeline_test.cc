@@ -9,8 +9,8 @@
 #include <cmath>
 #include <filesystem>
 
-#include "tests/gltf_validator.h"
 #include "common/file_io.h"
+#include "tests/gltf_validator.h"
 #include "worker/formats/glb_reader.h"
 #include "worker/pipeline/pipeline.h"
 #include "worker/pipeline/presets.h"

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "absl/strings/match.h"
+#include "common/file_io.h"
 #include "tools/eval/eval_run.h"
 #include "tools/eval/grid.h"
 #include "tools/eval/results_csv.h"
@@ -19,7 +20,6 @@
 #include "tools/eval/run_list.h"
 #include "tools/eval/stats.h"
 #include "tools/eval/summary.h"
-#include "common/file_io.h"
 #include "worker/formats/png.h"
 #include "worker/pipeline/presets.h"
 #include "worker/tinyworld/pack.h"

@@ -8,9 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/file_io.h"
 #include "tools/eval/run_list.h"
 #include "tools/eval/stats.h"
-#include "common/file_io.h"
 #include "worker/formats/png.h"
 
 namespace psd3d::eval {

@@ -16,9 +16,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/file_io.h"
 #include "tools/tinyworld/command.h"
 #include "tools/tinyworld/plot.h"
-#include "common/file_io.h"
 #include "worker/formats/png.h"
 #include "worker/tinyworld/tiny_reward.h"
 

@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "tools/tinyworld/command.h"
 #include "common/file_io.h"
+#include "tools/tinyworld/command.h"
 #include "worker/tinyworld/pack.h"
 
 namespace psd3d::tinyworld {

@@ -61,6 +61,11 @@ struct Guidance::Impl {
     return prior.Decode(prior.schedule().PredictX0(z_t, eps, t)).clamp(0, 1);
   }
 
+  // The reward of each draw's one-step prediction, [2,B], for latents z_t [2B,...] of two draws.
+  at::Tensor RankRewards(const at::Tensor& z_t, const at::Tensor& eps_cfg, int64_t t) {
+    return reward->Score(OneStepImages(z_t, eps_cfg, t), reward_text).view({2, -1});
+  }
+
   // ψ ← Adam step on −mean R(x̂₀(z_tʷ; ψ)) (Proposition 1); the text branch is held fixed. `reward` is
   // that mean reward, computed with autograd from `psi_var` (a tracked copy of ψ); returns it detached.
   at::Tensor StepPsi(const at::Tensor& reward, const at::Tensor& psi_var) {
@@ -136,7 +141,7 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
   const int draws = TwoNoises(c.method) ? 2 : 1;
   at::Tensor noise = ToDeviceAsync(at::randn({draws * b, z.size(1), z.size(2), z.size(3)}, generator), dev, z.scalar_type());
   at::Tensor t = at::full({draws * b}, t_int, at::TensorOptions().dtype(at::kLong).device(dev));
-  const double w = 1.0 - sched.alphas_cumprod[t_int].item<double>();
+  const double w = 1.0 - sched.AlphaBarAt(t_int);
 
   const bool update_psi =
       c.method == GuidanceMethod::kPsd && step >= c.psi_warmup && step % c.psi_every == 0 && t_int <= c.t_feedback;
@@ -152,7 +157,7 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
       c10::AutoGradMode track(true);
       psi_var = s.psi.detach().clone().set_requires_grad(true);
       std::tie(eps_cfg, eps_text) = s.Predict(z_t, t, cameras, psi_var);
-      ranked = s.reward->Score(s.OneStepImages(z_t, eps_cfg, t_int), s.reward_text).view({2, b});
+      ranked = s.RankRewards(z_t, eps_cfg, t_int);
       eps_cfg = eps_cfg.detach();
       eps_text = eps_text.detach();
     } else {
@@ -162,8 +167,7 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
     if (draws == 1) {
       grad = w * (eps_cfg - noise);
     } else {
-      at::Tensor r = psi_in_ranking ? ranked.detach()
-                                    : s.reward->Score(s.OneStepImages(z_t, eps_cfg, t_int), s.reward_text).view({2, b});
+      at::Tensor r = psi_in_ranking ? ranked.detach() : s.RankRewards(z_t, eps_cfg, t_int);
       // win[i]: whether draw 0 wins view i.
       at::Tensor win;
       if (c.method == GuidanceMethod::kDreamDpo || c.per_view_winner) {

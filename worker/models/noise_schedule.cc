@@ -51,26 +51,27 @@ at::Tensor NoiseSchedule::PredictX0(const at::Tensor& x_t, const at::Tensor& eps
   return (x_t - (1.0 - a).sqrt() * eps) / a.sqrt();
 }
 
-namespace {
-
-// √ᾱ_t and √(1−ᾱ_t) in float32, as the tensor versions compute them.
-std::pair<float, float> Roots(const at::Tensor& alphas_cumprod, int64_t t) {
+float NoiseSchedule::AlphaBarAt(int64_t t) const {
   TORCH_CHECK(alphas_cumprod.is_cpu() && alphas_cumprod.scalar_type() == at::kFloat && alphas_cumprod.is_contiguous(),
               "noise schedule: ᾱ must be float32 on the CPU");
   TORCH_CHECK(t >= 0 && t < alphas_cumprod.size(0), "noise schedule: timestep ", t, " out of [0, ", alphas_cumprod.size(0), ")");
-  const float a = alphas_cumprod.data_ptr<float>()[t];
-  return {std::sqrt(a), std::sqrt(1.0f - a)};
+  return alphas_cumprod.data_ptr<float>()[t];
 }
+
+namespace {
+
+// √ᾱ_t and √(1−ᾱ_t) in float32, as the tensor versions compute them.
+std::pair<float, float> Roots(float a) { return {std::sqrt(a), std::sqrt(1.0f - a)}; }
 
 }  // namespace
 
 at::Tensor NoiseSchedule::AddNoise(const at::Tensor& x0, const at::Tensor& noise, int64_t t) const {
-  const auto [sa, s1] = Roots(alphas_cumprod, t);
+  const auto [sa, s1] = Roots(AlphaBarAt(t));
   return sa * x0 + s1 * noise;
 }
 
 at::Tensor NoiseSchedule::PredictX0(const at::Tensor& x_t, const at::Tensor& eps, int64_t t) const {
-  const auto [sa, s1] = Roots(alphas_cumprod, t);
+  const auto [sa, s1] = Roots(AlphaBarAt(t));
   return (x_t - s1 * eps) / sa;
 }
 

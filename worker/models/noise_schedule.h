@@ -20,6 +20,8 @@ struct NoiseSchedule {
 
   // ᾱ at timesteps t [B] (int64, any device) → [B] float32 on t's device.
   at::Tensor AlphaBar(const at::Tensor& t) const;
+  // ᾱ_t for one timestep, read on the host.
+  float AlphaBarAt(int64_t t) const;
   // x_t = √ᾱ x_0 + √(1−ᾱ) ε for x_0, ε [B,...] and t [B].
   at::Tensor AddNoise(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& t) const;
   // x̂_0 = (x_t − √(1−ᾱ) ε̂) / √ᾱ: the clean latent a noise prediction implies.
