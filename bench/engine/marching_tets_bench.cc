@@ -26,14 +26,11 @@ std::vector<Row> MarchingTetsBench(const at::Device& device) {
   const Mesh mesh = MarchingTets(g.vertices, sdf, g);
   const double tets = static_cast<double>(g.num_tets()), v = static_cast<double>(g.num_vertices());
   const double k = static_cast<double>(mesh.num_faces()), m = static_cast<double>(mesh.num_vertices());
-  // Tets with a sign change (the ones that emit triangles).
-  const at::Tensor inside = sdf.lt(0).to(at::kInt).index_select(0, g.tets.reshape(-1)).view({-1, 4}).sum(1);
-  const double active = static_cast<double>(((inside > 0) & (inside < 4)).sum().item<int64_t>());
-  // Bytes any implementation must move at least. Topology: read the sdf, every tet's 4 int64 vertex
-  // ids, the tet→edge rows (6 int64) of the active tets; write faces and the crossing edge ids.
-  // Vertices: read each crossing edge's row (2 int64) and its two position rows, write [M,3].
-  const double topo_bytes = v * 4 + tets * 32 + active * 48 + k * 24 + m * 8;
-  const double full_bytes = topo_bytes + m * (16 + 24) + m * 12;
+  // Bytes any implementation must move at least. MakeTetGrid's tets and edges follow from its layout
+  // (kuhn_grid.h), so no ids are read. Topology: read the sdf; write faces and the crossing edge ids.
+  // Vertices: read each crossing edge's two position rows, write [M,3].
+  const double topo_bytes = v * 4 + k * 24 + m * 8;
+  const double full_bytes = topo_bytes + m * 24 + m * 12;
   const std::string work = "N=" + std::to_string(n) + ", " + std::to_string(mesh.num_faces()) + " tris";
 
   Row full;
@@ -68,11 +65,11 @@ std::vector<Row> MarchingTetsBench(const at::Device& device) {
   fb.name = "marching tets fwd+bwd";
   fb.kernel_ms = TimeMs([&] { fwd_bwd(true); }, device, 3, 10, &fb.kernel_host_ms);
   fb.twin_ms = TimeMs([&] { fwd_bwd(false); }, device);
-  // Backward: read the upstream gradient, the crossing edges and their ends' positions and sdf; write
-  // the position and sdf gradients.
+  // Backward: read the upstream gradient, the crossing edges and their ends' positions and sdf (the
+  // ends follow from the edge ids on this grid); write the position and sdf gradients.
   fb.launches = 4;  // + the gradient's zero fill and scatter
   fb.passes = 1;
-  fb.min_bytes = full_bytes + m * (12 + 8 + 16 + 24 + 8) + v * 16;
+  fb.min_bytes = full_bytes + m * (12 + 8 + 24 + 8) + v * 16;
   return {full, topo, fb};
 }
 

@@ -44,6 +44,13 @@ void ExpectSameTopology(const TetTopology& a, const TetTopology& b, const std::s
   EXPECT_TRUE(at::equal(a.faces.cpu(), b.faces.cpu())) << what;
 }
 
+// `g` as a hand-built grid (resolution 0), so the CUDA marching tets takes its general, table-reading path.
+TetGrid Tabled(const TetGrid& g) {
+  TetGrid t = g;
+  t.resolution = 0;
+  return t;
+}
+
 TEST(MarchingTetsGpu, GridOnCudaEqualsGridOnCpu) {
   SKIP_WITHOUT_CUDA();
   for (int64_t n : {1, 7, 32}) {
@@ -69,6 +76,8 @@ TEST(MarchingTetsGpu, TopologyEqualsTwinOnRandomSdfs) {
         EXPECT_TRUE(kernel.faces.is_cuda() && kernel.crossing_edges.is_cuda()) << what;
         ExpectSameTopology(kernel, MarchingTetsTopologyTwin(sdf, g), what + " vs CUDA twin");
         ExpectSameTopology(kernel, MarchingTetsTopologyTwin(sdf.cpu(), g_cpu), what + " vs CPU twin");
+        // The same grid without its resolution runs the general kernels, which read the tables.
+        ExpectSameTopology(MarchingTetsTopology(sdf, Tabled(g)), kernel, what + " general kernels");
         // Faces index crossing edges in range and never repeat a vertex within a face.
         if (kernel.faces.numel() > 0) {
           EXPECT_GE(kernel.faces.min().item<int64_t>(), 0) << what;
@@ -103,13 +112,14 @@ struct MarchResult {
 
 // Marching tets of sdf0 on the grid deformed by deform0 (both CUDA), in `dtype`, and the gradients of a
 // loss through the mesh (a fixed random projection, the area and the normal consistency) w.r.t. the
-// sdf and the deformation. `grad_sdf`/`grad_deform` select which inputs take a gradient.
+// sdf and the deformation. `grad_sdf`/`grad_deform` select which inputs take a gradient; `general` runs the
+// kernel on the grid as if hand-built.
 MarchResult March(bool twin, const TetGrid& g, const at::Tensor& sdf0, const at::Tensor& deform0, at::ScalarType dtype,
-                  bool grad_sdf = true, bool grad_deform = true) {
+                  bool grad_sdf = true, bool grad_deform = true, bool general = false) {
   at::Tensor sdf = sdf0.to(dtype).clone().requires_grad_(grad_sdf);
   at::Tensor deform = deform0.to(dtype).clone().requires_grad_(grad_deform);
   const at::Tensor positions = g.vertices.to(dtype) + at::tanh(deform) * (0.5 * g.spacing());
-  Mesh m = twin ? MarchingTetsTwin(positions, sdf, g) : MarchingTets(positions, sdf, g);
+  Mesh m = twin ? MarchingTetsTwin(positions, sdf, g) : MarchingTets(positions, sdf, general ? Tabled(g) : g);
   const at::Tensor w = at::randn(m.vertices.sizes(), at::detail::createCPUGenerator(99), at::kDouble)
                            .to(m.vertices.device())
                            .to(dtype);  // the same upstream gradient for every run
@@ -138,6 +148,10 @@ TEST(MarchingTetsGpu, VerticesAndGradientsEqualTheTwin) {
   EXPECT_TRUE(at::equal(k64.vertices, t64.vertices));  // the same IEEE operations
   EXPECT_LT(RelErr(k64.grad_sdf, t64.grad_sdf), 1e-10);
   EXPECT_LT(RelErr(k64.grad_deform, t64.grad_deform), 1e-10);
+  const MarchResult general = March(false, g, sdf0, deform0, at::kDouble, true, true, /*general=*/true);
+  EXPECT_TRUE(at::equal(general.faces, k64.faces));
+  EXPECT_TRUE(at::equal(general.vertices, k64.vertices));
+  EXPECT_TRUE(at::equal(general.grad_sdf, k64.grad_sdf));
   // float32, against the float64 twin: the kernel's gradients are no less accurate than the twin's.
   const MarchResult k32 = March(false, g, sdf0, deform0, at::kFloat), t32 = March(true, g, sdf0, deform0, at::kFloat);
   EXPECT_TRUE(at::equal(k32.faces, t32.faces));

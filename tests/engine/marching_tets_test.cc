@@ -9,6 +9,7 @@
 #include <string>
 
 #include "worker/mesh/dmtet.h"
+#include "worker/mesh/kuhn_grid.h"
 #include "worker/mesh/marching_tets_cuda.h"
 #include "worker/mesh/mesh_ops.h"
 #include "worker/mesh/tet_grid.h"
@@ -77,6 +78,51 @@ TEST(TetGrid, EdgesAreUniqueSortedAndIndexedByTetEdges) {
     EXPECT_TRUE(at::equal(ends.select(1, 0), at::minimum(a, b))) << k;
     EXPECT_TRUE(at::equal(ends.select(1, 1), at::maximum(a, b))) << k;
   }
+}
+
+// kuhn_grid.h's arithmetic (what the CUDA grid kernels use instead of the tables) against MakeTetGrid's
+// tables: every tet's vertices and edge ids, every edge's id from its lower end and direction, and the
+// number of edges before every vertex.
+TEST(TetGrid, IdArithmeticMatchesTheTables) {
+  for (int64_t n : {1, 2, 3, 6}) {
+    const TetGrid g = MakeTetGrid(n);
+    ASSERT_TRUE(IsKuhnGrid(g)) << n;
+    ASSERT_EQ(g.num_edges(), KuhnNumEdges(n)) << n;
+    const int64_t s = n + 1;
+    const auto tets = g.tets.accessor<int64_t, 2>(), tet_edges = g.tet_edges.accessor<int64_t, 2>();
+    const auto edges = g.edges.accessor<int64_t, 2>();
+    for (int64_t t = 0; t < g.num_tets(); ++t) {
+      const int64_t cube = t / 6, l = t % 6;
+      const int64_t ci = cube % n, cj = cube / n % n, ck = cube / (n * n);
+      const int64_t base = ci + s * (cj + s * ck);
+      for (int k = 0; k < 4; ++k) ASSERT_EQ(tets[t][k], base + KuhnCornerOffset(KuhnCorner(l, k), s)) << n << " " << t;
+      for (int m = 0; m < 6; ++m) {
+        const int a = KuhnCorner(l, kTetEdgeVertices[m][0]), b = KuhnCorner(l, kTetEdgeVertices[m][1]);
+        ASSERT_EQ(a & b, std::min(a, b)) << "the lower corner's bits are a subset of the higher one's";
+        const int64_t lo = base + KuhnCornerOffset(a & b, s);
+        ASSERT_EQ(tet_edges[t][m], KuhnEdgeId(n, lo % s, lo / s % s, lo / (s * s), (a ^ b) - 1)) << n << " " << t;
+      }
+    }
+    int64_t e = 0;
+    for (int64_t v = 0; v < g.num_vertices(); ++v) {
+      const int64_t i = v % s, j = v / s % s, k = v / (s * s);
+      ASSERT_EQ(KuhnEdgesBefore(n, i, j, k), e) << n << " vertex " << v;
+      const uint32_t mask = KuhnForwardMask(n, i, j, k);
+      for (int d = 0; d < 7; ++d) {
+        if (((mask >> d) & 1u) == 0) continue;
+        ASSERT_EQ(edges[e][0], v);
+        ASSERT_EQ(edges[e][1], v + KuhnDirectionOffset(d, s));
+        ASSERT_EQ(KuhnEdgeId(n, i, j, k, d), e);
+        ++e;
+      }
+    }
+    EXPECT_EQ(e, g.num_edges());
+  }
+  TetGrid hand_built = MakeTetGrid(2);
+  hand_built.resolution = 0;
+  EXPECT_FALSE(IsKuhnGrid(hand_built));
+  hand_built.resolution = 3;  // sizes of another N
+  EXPECT_FALSE(IsKuhnGrid(hand_built));
 }
 
 // The table, checked geometrically: on random positively oriented tets with random linear sdfs that give

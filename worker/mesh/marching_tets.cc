@@ -118,19 +118,26 @@ struct CudaMarch {
 template <typename T>
 CudaMarch MarchCudaTyped(const at::Tensor& sdf, const at::Tensor& positions, const TetGrid& grid, const char* who,
                          bool with_vertices) {
-  const at::Tensor tets = grid.tets.contiguous(), tet_edges = grid.tet_edges.contiguous();
-  const int64_t num_edges = grid.edges.size(0), num_tets = tets.size(0);
-  TORCH_CHECK(num_edges + 2 * num_tets + 2 < std::numeric_limits<int32_t>::max(), who,
-              ": grid too large for int32 offsets");
-  // One workspace for every intermediate (flags, counts, their scan, cases, the scan's storage).
-  const at::Tensor workspace = at::empty({static_cast<int64_t>(MarchingTetsWorkspaceBytes(num_edges, num_tets))},
-                                         sdf.options().dtype(at::kByte));
+  // MakeTetGrid's grid needs no tables (the grid kernels compute the ids); a hand-built one passes its own.
+  const bool structured = IsKuhnGrid(grid);
+  const int64_t n = grid.resolution;
+  const at::Tensor tets = structured ? at::Tensor() : grid.tets.contiguous();
+  const at::Tensor tet_edges = structured ? at::Tensor() : grid.tet_edges.contiguous();
+  const int64_t num_edges = grid.edges.size(0), num_tets = grid.tets.size(0);
+  const int64_t scan_length = structured ? grid.vertices.size(0) + n * n * n + 2 : num_edges + 2 * num_tets + 2;
+  TORCH_CHECK(scan_length < std::numeric_limits<int32_t>::max(), who, ": grid too large for int32 offsets");
+  // One workspace for every intermediate (counts, their scan, cases or masks, the scan's storage).
+  const size_t workspace_bytes =
+      structured ? MarchingTetsGridWorkspaceBytes(n) : MarchingTetsWorkspaceBytes(num_edges, num_tets);
+  const at::Tensor workspace = at::empty({static_cast<int64_t>(workspace_bytes)}, sdf.options().dtype(at::kByte));
   cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const T* p = positions.defined() ? positions.data_ptr<T>() : nullptr;
   MarchingTetsTotals totals{};
-  const char* err = MarchingTetsClassifyCuda(sdf.data_ptr<T>(), p, sdf.size(0), tets.data_ptr<int64_t>(),
-                                             tet_edges.data_ptr<int64_t>(), num_tets, num_edges, workspace.data_ptr(),
-                                             &totals, stream);
+  const char* err =
+      structured ? MarchingTetsGridClassifyCuda(sdf.data_ptr<T>(), p, n, workspace.data_ptr(), &totals, stream)
+                 : MarchingTetsClassifyCuda(sdf.data_ptr<T>(), p, sdf.size(0), tets.data_ptr<int64_t>(),
+                                            tet_edges.data_ptr<int64_t>(), num_tets, num_edges, workspace.data_ptr(),
+                                            &totals, stream);
   TORCH_CHECK(err == nullptr, who, ": CUDA classify failed: ", err);
   ThrowIfNonFinite(totals.sdf_nan, totals.sdf_inf, who, "sdf");
   ThrowIfNonFinite(totals.positions_nan, totals.positions_inf, who, "positions");
@@ -143,11 +150,15 @@ CudaMarch MarchCudaTyped(const at::Tensor& sdf, const at::Tensor& positions, con
   out.topo.crossing_edges = ids.narrow(0, 0, m);
   out.topo.faces = ids.narrow(0, m, 3 * k).view({k, 3});
   if (with_vertices) out.vertices = at::empty({totals.num_vertices, 3}, positions.options());
-  err = MarchingTetsEmitCuda(workspace.data_ptr(), totals, num_edges, tets.data_ptr<int64_t>(),
-                             tet_edges.data_ptr<int64_t>(), num_tets, out.topo.crossing_edges.data_ptr<int64_t>(),
-                             out.topo.faces.data_ptr<int64_t>(), with_vertices ? p : nullptr,
-                             with_vertices ? sdf.data_ptr<T>() : nullptr,
-                             with_vertices ? out.vertices.data_ptr<T>() : nullptr, stream);
+  int64_t* crossing = out.topo.crossing_edges.data_ptr<int64_t>();
+  int64_t* faces = out.topo.faces.data_ptr<int64_t>();
+  const T* vp = with_vertices ? p : nullptr;
+  const T* vs = with_vertices ? sdf.data_ptr<T>() : nullptr;
+  T* vertices = with_vertices ? out.vertices.data_ptr<T>() : nullptr;
+  err = structured ? MarchingTetsGridEmitCuda(workspace.data_ptr(), totals, n, crossing, faces, vp, vs, vertices, stream)
+                   : MarchingTetsEmitCuda(workspace.data_ptr(), totals, num_edges, tets.data_ptr<int64_t>(),
+                                          tet_edges.data_ptr<int64_t>(), num_tets, crossing, faces, vp, vs, vertices,
+                                          stream);
   TORCH_CHECK(err == nullptr, who, ": CUDA emit failed: ", err);
   return out;
 }

@@ -5,12 +5,19 @@
 //
 // The whole op is: memset, classify, scan, emit (and in backward a zero fill and one kernel), with one
 // wait in the middle for the output sizes.
+//
+// On MakeTetGrid's grid the same op runs a thread per grid vertex instead (the "grid" kernels): tet and
+// edge ids are arithmetic (kuhn_grid.h), a vertex counts its own crossing forward edges, and as corner
+// 0 of a cube it classifies the cube's six tets from the 8 corner signs. Nothing but the sdf (and the
+// positions) is read, where the general path reads 4 int64 ids per tet (50 MB at N = 64), and the scan
+// runs over V + N³ counts instead of E + T.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cub/device/device_scan.cuh>
 
+#include "worker/mesh/kuhn_grid.h"
 #include "worker/mesh/marching_tets_cuda.h"
 
 namespace psd3d {
@@ -133,6 +140,22 @@ __device__ void BlockAtomicAdd(int x, int y, int32_t* a, int32_t* b) {
   }
 }
 
+// Counts vertex i's non-finite sdf value and position row (atomics only when there is one).
+template <typename T>
+__device__ __forceinline__ void CountNonFinite(const T* sdf, const T* positions, int64_t i, MarchingTetsTotals* totals) {
+  const T s = sdf[i];
+  if (isnan(s)) atomicAdd(&totals->sdf_nan, 1);
+  if (isinf(s)) atomicAdd(&totals->sdf_inf, 1);
+  if (positions != nullptr) {
+    const T x = positions[3 * i], y = positions[3 * i + 1], z = positions[3 * i + 2];
+    if (isnan(x) || isnan(y) || isnan(z)) {
+      atomicAdd(&totals->positions_nan, 1);
+    } else if (isinf(x) || isinf(y) || isinf(z)) {
+      atomicAdd(&totals->positions_inf, 1);
+    }
+  }
+}
+
 // One launch, two index ranges: vertex i (validation), tet i (case, count, crossing edges). Every
 // thread reaches the block reduction at the end (no early exits).
 template <typename T>
@@ -145,19 +168,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t n = max(num_vertices, num_tets);
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
     if (i == 0) counts[num_tets] = 0;  // the scan's sentinel (the edge flags' is cleared by the memset)
-    if (i < num_vertices) {
-      const T s = sdf[i];
-      if (isnan(s)) atomicAdd(&w.totals->sdf_nan, 1);
-      if (isinf(s)) atomicAdd(&w.totals->sdf_inf, 1);
-      if (positions != nullptr) {
-        const T x = positions[3 * i], y = positions[3 * i + 1], z = positions[3 * i + 2];
-        if (isnan(x) || isnan(y) || isnan(z)) {
-          atomicAdd(&w.totals->positions_nan, 1);
-        } else if (isinf(x) || isinf(y) || isinf(z)) {
-          atomicAdd(&w.totals->positions_inf, 1);
-        }
-      }
-    }
+    if (i < num_vertices) CountNonFinite(sdf, positions, i, w.totals);
     if (i < num_tets) {
       const int64_t* tet = tets + 4 * i;
       int c = 0;
@@ -272,9 +283,27 @@ MarchingTetsTotals* PinnedTotals() {
   return pinned;
 }
 
-// Memset, classify, the totals' copy to the host, then the scan (which needs no sizes) while the host
-// waits for the copy alone: the host's reaction to the copy (allocating the outputs, launching emit)
-// then overlaps the scan instead of leaving the GPU idle.
+// The totals' copy to the host, then the exclusive scan of counts[0..n) (which needs no sizes) while the
+// host waits for the copy alone: the host's reaction to the copy (allocating the outputs, launching
+// emit) then overlaps the scan instead of leaving the GPU idle.
+const char* CopyTotalsThenScan(const MarchingTetsTotals* device_totals, const int32_t* counts, int32_t* offsets,
+                               void* scan_temp, size_t scan_bytes, int64_t n, MarchingTetsTotals* totals,
+                               cudaStream_t stream) {
+  MarchingTetsTotals* pinned = PinnedTotals();
+  cudaEvent_t copied = TotalsEvent();
+  cudaError_t err = cudaMemcpyAsync(pinned != nullptr ? pinned : totals, device_totals, sizeof(MarchingTetsTotals),
+                                    cudaMemcpyDeviceToHost, stream);
+  if (err == cudaSuccess && copied != nullptr) err = cudaEventRecord(copied, stream);
+  if (err != cudaSuccess) return cudaGetErrorString(err);
+  size_t bytes = scan_bytes;
+  err = cub::DeviceScan::ExclusiveSum(scan_temp, bytes, counts, offsets, static_cast<int>(n), stream);
+  if (err != cudaSuccess) return cudaGetErrorString(err);
+  err = copied != nullptr ? cudaEventSynchronize(copied) : cudaStreamSynchronize(stream);
+  if (err == cudaSuccess && pinned != nullptr) *totals = *pinned;
+  return ErrorString(err);
+}
+
+// Memset, classify, then the totals' copy and the scan.
 template <typename T>
 const char* Classify(const T* sdf, const T* positions, int64_t num_vertices, const int64_t* tets,
                      const int64_t* tet_edges, int64_t num_tets, int64_t num_edges, void* workspace,
@@ -286,19 +315,8 @@ const char* Classify(const T* sdf, const T* positions, int64_t num_vertices, con
   ClassifyKernel<T><<<ClassifyBlocks(std::max(num_vertices, num_tets)), kThreads, 0, stream>>>(
       sdf, positions, num_vertices, tets, tet_edges, num_tets, num_edges, w);
   if (const char* e = ErrorString(cudaGetLastError())) return e;
-  MarchingTetsTotals* pinned = PinnedTotals();
-  cudaEvent_t copied = TotalsEvent();
-  err = cudaMemcpyAsync(pinned != nullptr ? pinned : totals, w.totals, sizeof(MarchingTetsTotals),
-                        cudaMemcpyDeviceToHost, stream);
-  if (err == cudaSuccess && copied != nullptr) err = cudaEventRecord(copied, stream);
-  if (err != cudaSuccess) return cudaGetErrorString(err);
-  size_t bytes = w.scan_bytes;
-  err = cub::DeviceScan::ExclusiveSum(w.scan_temp, bytes, w.flags, w.offsets,
-                                      static_cast<int>(ScanLength(num_edges, num_tets)), stream);
-  if (err != cudaSuccess) return cudaGetErrorString(err);
-  err = copied != nullptr ? cudaEventSynchronize(copied) : cudaStreamSynchronize(stream);
-  if (err == cudaSuccess && pinned != nullptr) *totals = *pinned;
-  return ErrorString(err);
+  return CopyTotalsThenScan(w.totals, w.flags, w.offsets, w.scan_temp, w.scan_bytes, ScanLength(num_edges, num_tets),
+                            totals, stream);
 }
 
 template <typename T>
@@ -320,6 +338,183 @@ const char* VertexBackward(const int64_t* edges, const int64_t* crossing_edges, 
   if (num_crossings == 0 || (grad_positions == nullptr && grad_sdf == nullptr)) return nullptr;
   VertexBackwardKernel<T><<<Blocks(num_crossings), kThreads, 0, stream>>>(
       edges, crossing_edges, num_crossings, positions, sdf, grad_vertices, grad_positions, grad_sdf);
+  return ErrorString(cudaGetLastError());
+}
+
+
+// ---- The grid path: MakeTetGrid's layout, a thread per grid vertex ----
+
+// Vertex and cube counts of an N grid, and the scan's length: V + 1 vertex counts (the last a zero
+// sentinel), then C + 1 cube triangle counts.
+struct GridSize {
+  int64_t n, side, num_vertices, num_cubes;
+  explicit __host__ __device__ GridSize(int64_t cells)
+      : n(cells), side(cells + 1), num_vertices(side * side * side), num_cubes(cells * cells * cells) {}
+  __host__ __device__ int64_t scan_length() const { return num_vertices + 1 + num_cubes + 1; }
+};
+
+struct GridWorkspace {
+  MarchingTetsTotals* totals;
+  int32_t* counts;       // [V+1+C+1]: crossing forward edges per vertex, then triangles per cube
+  int32_t* offsets;      // their exclusive scan
+  uint8_t* edge_masks;   // [V]: bit d set when the vertex's edge in direction d crosses zero
+  uint8_t* cube_signs;   // [C]: bit c set when corner c of the cube is inside
+  void* scan_temp;
+  size_t scan_bytes;
+};
+
+__host__ GridWorkspace CarveGrid(void* base, const GridSize& g) {
+  const int64_t n = g.scan_length();
+  char* p = static_cast<char*>(base);
+  GridWorkspace w;
+  w.totals = reinterpret_cast<MarchingTetsTotals*>(p);
+  p += kAlign;
+  w.counts = reinterpret_cast<int32_t*>(p);
+  p += AlignUp(n * sizeof(int32_t));
+  w.offsets = reinterpret_cast<int32_t*>(p);
+  p += AlignUp(n * sizeof(int32_t));
+  w.edge_masks = reinterpret_cast<uint8_t*>(p);
+  p += AlignUp(g.num_vertices);
+  w.cube_signs = reinterpret_cast<uint8_t*>(p);
+  p += AlignUp(g.num_cubes);
+  w.scan_temp = p;
+  w.scan_bytes = ScanBytes(n);
+  return w;
+}
+
+// Vertex v's cell coordinates (ids fit int32: the launchers check V + C + 2 < 2^31).
+struct GridVertex {
+  int32_t i, j, k;
+  __device__ GridVertex(int32_t v, int32_t side) : i(v % side), j((v / side) % side), k(v / (side * side)) {}
+};
+
+// Case of Kuhn tet l from its cube's corner signs.
+__device__ __forceinline__ int KuhnCase(uint32_t signs, int l) {
+  int c = 0;
+#pragma unroll
+  for (int q = 0; q < 4; ++q) c |= static_cast<int>((signs >> KuhnCorner(l, q)) & 1u) << q;
+  return c;
+}
+
+// Vertex v validates its values, marks and counts its crossing forward edges and, when it is a cube's
+// corner 0, stores the cube's corner signs and counts its triangles. Every thread reaches the block
+// reduction at the end.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    GridClassifyKernel(const T* __restrict__ sdf, const T* __restrict__ positions, GridSize g, GridWorkspace w) {
+  const int32_t side = static_cast<int32_t>(g.side), num_vertices = static_cast<int32_t>(g.num_vertices);
+  int32_t* cube_counts = w.counts + num_vertices + 1;
+  int new_vertices = 0, faces = 0;
+  for (int32_t v = blockIdx.x * blockDim.x + threadIdx.x; v < num_vertices; v += gridDim.x * blockDim.x) {
+    if (v == 0) w.counts[num_vertices] = cube_counts[g.num_cubes] = 0;  // the scan's sentinels
+    CountNonFinite(sdf, positions, v, w.totals);
+    const GridVertex x(v, side);
+    const uint32_t valid = KuhnForwardMask(g.n, x.i, x.j, x.k);
+    const bool inside = Inside(sdf, v);
+    uint32_t signs = inside ? 1u : 0u, crossing = 0;
+#pragma unroll
+    for (int d = 0; d < 7; ++d) {
+      if (((valid >> d) & 1u) == 0) continue;
+      const bool other = Inside(sdf, v + KuhnDirectionOffset(d, side));
+      signs |= static_cast<uint32_t>(other) << (d + 1);
+      if (other != inside) crossing |= 1u << d;
+    }
+    const int count = __popc(crossing);
+    w.edge_masks[v] = static_cast<uint8_t>(crossing);
+    w.counts[v] = count;
+    new_vertices += count;
+    if (valid == 0x7Fu) {  // all seven directions: the vertex is corner 0 of a cube
+      int triangles = 0;
+#pragma unroll
+      for (int l = 0; l < 6; ++l) triangles += kTable.num_triangles[KuhnCase(signs, l)];
+      const int64_t cube = x.i + g.n * (x.j + g.n * x.k);
+      w.cube_signs[cube] = static_cast<uint8_t>(signs);
+      cube_counts[cube] = triangles;
+      faces += triangles;
+    }
+  }
+  BlockAtomicAdd(new_vertices, faces, &w.totals->num_vertices, &w.totals->num_faces);
+}
+
+// Vertex v writes its crossing edges' ids and vertices (slots offsets[v]…, in direction order, which is
+// edge id order), and as a cube's corner 0 the cube's triangles (tet by tet, as the twin orders them).
+// A triangle corner on the edge from corner a to corner b is that edge's slot: the scan offset of its
+// lower end a & b plus the crossing edges of that end in earlier directions.
+template <typename T>
+__global__ void GridEmitKernel(const int32_t* __restrict__ offsets, const uint8_t* __restrict__ edge_masks,
+                               const uint8_t* __restrict__ cube_signs, int32_t num_crossings, GridSize g,
+                               int64_t* __restrict__ crossing_edges, int64_t* __restrict__ faces,
+                               const T* __restrict__ positions, const T* __restrict__ sdf, T* __restrict__ vertices) {
+  const int32_t side = static_cast<int32_t>(g.side), num_vertices = static_cast<int32_t>(g.num_vertices);
+  const int32_t* cube_offsets = offsets + num_vertices + 1;
+  for (int32_t v = blockIdx.x * blockDim.x + threadIdx.x; v < num_vertices; v += gridDim.x * blockDim.x) {
+    const GridVertex x(v, side);
+    const uint32_t valid = KuhnForwardMask(g.n, x.i, x.j, x.k);
+    const uint32_t crossing = edge_masks[v];
+    if (crossing != 0) {
+      const int64_t first_edge = KuhnEdgesBefore(g.n, x.i, x.j, x.k);
+      int64_t slot = offsets[v];
+#pragma unroll
+      for (int d = 0; d < 7; ++d) {
+        if (((crossing >> d) & 1u) == 0) continue;
+        crossing_edges[slot] = first_edge + __popc(valid & ((1u << d) - 1u));
+        if (vertices != nullptr) {
+          const int64_t a = v, b = v + KuhnDirectionOffset(d, side);  // (lo, hi), as InterpolateCrossings reads it
+          const T sa = sdf[a], sb = sdf[b], den = Sub(sb, sa);
+#pragma unroll
+          for (int j = 0; j < 3; ++j) {
+            vertices[3 * slot + j] = Div(Sub(Mul(positions[3 * a + j], sb), Mul(positions[3 * b + j], sa)), den);
+          }
+        }
+        ++slot;
+      }
+    }
+    if (valid != 0x7Fu) continue;  // not a cube's corner 0
+    const int64_t cube = x.i + g.n * (x.j + g.n * x.k);
+    const int32_t first_face = cube_offsets[cube];
+    if (cube_offsets[cube + 1] == first_face) continue;
+    int64_t* out = faces + 3 * int64_t{first_face - num_crossings};
+    const uint32_t signs = cube_signs[cube];
+    for (int l = 0; l < 6; ++l) {
+      const int c = KuhnCase(signs, l);
+      const int count = 3 * kTable.num_triangles[c];
+      for (int q = 0; q < count; ++q) {
+        const int edge = kTable.triangles[c][q];
+        const int a = KuhnCorner(l, kEdgeEnds[edge][0]), b = KuhnCorner(l, kEdgeEnds[edge][1]);
+        const int32_t lo = v + static_cast<int32_t>(KuhnCornerOffset(a & b, side));
+        *out++ = offsets[lo] + __popc(edge_masks[lo] & ((1u << ((a ^ b) - 1)) - 1u));
+      }
+    }
+  }
+}
+
+const char* CheckGridSize(const GridSize& g) {
+  return g.scan_length() >= (int64_t{1} << 31) ? "marching tets: grid too large for int32 offsets" : nullptr;
+}
+
+template <typename T>
+const char* GridClassify(const T* sdf, const T* positions, int64_t n, void* workspace, MarchingTetsTotals* totals,
+                         cudaStream_t stream) {
+  const GridSize g(n);
+  if (const char* e = CheckGridSize(g)) return e;
+  const GridWorkspace w = CarveGrid(workspace, g);
+  cudaError_t err = cudaMemsetAsync(w.totals, 0, sizeof(MarchingTetsTotals), stream);
+  if (err != cudaSuccess) return cudaGetErrorString(err);
+  GridClassifyKernel<T><<<ClassifyBlocks(g.num_vertices), kThreads, 0, stream>>>(sdf, positions, g, w);
+  if (const char* e = ErrorString(cudaGetLastError())) return e;
+  return CopyTotalsThenScan(w.totals, w.counts, w.offsets, w.scan_temp, w.scan_bytes, g.scan_length(), totals, stream);
+}
+
+template <typename T>
+const char* GridEmit(const void* workspace, const MarchingTetsTotals& totals, int64_t n, int64_t* crossing_edges,
+                     int64_t* faces, const T* positions, const T* sdf, T* vertices, cudaStream_t stream) {
+  if (totals.num_vertices == 0 && totals.num_faces == 0) return nullptr;
+  const GridSize g(n);
+  if (const char* e = CheckGridSize(g)) return e;
+  const GridWorkspace w = CarveGrid(const_cast<void*>(workspace), g);
+  GridEmitKernel<T><<<Blocks(g.num_vertices), kThreads, 0, stream>>>(w.offsets, w.edge_masks, w.cube_signs,
+                                                                     totals.num_vertices, g, crossing_edges, faces,
+                                                                     positions, sdf, vertices);
   return ErrorString(cudaGetLastError());
 }
 
@@ -372,6 +567,34 @@ const char* MarchingTetsVertexBackwardCuda(const int64_t* edges, const int64_t* 
                                            double* grad_positions, double* grad_sdf, cudaStream_t stream) {
   return VertexBackward(edges, crossing_edges, num_crossings, positions, sdf, grad_vertices, grad_positions, grad_sdf,
                         stream);
+}
+
+size_t MarchingTetsGridWorkspaceBytes(int64_t n) {
+  const GridSize g(n);
+  return kAlign + 2 * AlignUp(g.scan_length() * sizeof(int32_t)) + AlignUp(g.num_vertices) + AlignUp(g.num_cubes) +
+         ScanBytes(g.scan_length());
+}
+
+const char* MarchingTetsGridClassifyCuda(const float* sdf, const float* positions, int64_t n, void* workspace,
+                                         MarchingTetsTotals* totals, cudaStream_t stream) {
+  return GridClassify(sdf, positions, n, workspace, totals, stream);
+}
+
+const char* MarchingTetsGridClassifyCuda(const double* sdf, const double* positions, int64_t n, void* workspace,
+                                         MarchingTetsTotals* totals, cudaStream_t stream) {
+  return GridClassify(sdf, positions, n, workspace, totals, stream);
+}
+
+const char* MarchingTetsGridEmitCuda(const void* workspace, const MarchingTetsTotals& totals, int64_t n,
+                                     int64_t* crossing_edges, int64_t* faces, const float* positions, const float* sdf,
+                                     float* vertices, cudaStream_t stream) {
+  return GridEmit(workspace, totals, n, crossing_edges, faces, positions, sdf, vertices, stream);
+}
+
+const char* MarchingTetsGridEmitCuda(const void* workspace, const MarchingTetsTotals& totals, int64_t n,
+                                     int64_t* crossing_edges, int64_t* faces, const double* positions,
+                                     const double* sdf, double* vertices, cudaStream_t stream) {
+  return GridEmit(workspace, totals, n, crossing_edges, faces, positions, sdf, vertices, stream);
 }
 
 }  // namespace psd3d

@@ -87,6 +87,21 @@ const char* MarchingTetsEmitCuda(const void* workspace, const MarchingTetsTotals
                                  int64_t* crossing_edges, int64_t* faces, const double* positions, const double* sdf,
                                  double* vertices, cudaStream_t stream);
 
+// The same two phases on MakeTetGrid's grid of N cells per axis (IsKuhnGrid): tet and edge ids are
+// computed (kuhn_grid.h), so no tables are passed, and the outputs are equal to the general path's.
+// The workspace has MarchingTetsGridWorkspaceBytes(N) bytes. Requires (N+1)³ + N³ + 2 < 2^31.
+size_t MarchingTetsGridWorkspaceBytes(int64_t n);
+const char* MarchingTetsGridClassifyCuda(const float* sdf, const float* positions, int64_t n, void* workspace,
+                                         MarchingTetsTotals* totals, cudaStream_t stream);
+const char* MarchingTetsGridClassifyCuda(const double* sdf, const double* positions, int64_t n, void* workspace,
+                                         MarchingTetsTotals* totals, cudaStream_t stream);
+const char* MarchingTetsGridEmitCuda(const void* workspace, const MarchingTetsTotals& totals, int64_t n,
+                                     int64_t* crossing_edges, int64_t* faces, const float* positions, const float* sdf,
+                                     float* vertices, cudaStream_t stream);
+const char* MarchingTetsGridEmitCuda(const void* workspace, const MarchingTetsTotals& totals, int64_t n,
+                                     int64_t* crossing_edges, int64_t* faces, const double* positions,
+                                     const double* sdf, double* vertices, cudaStream_t stream);
+
 // Backward of the vertex positions: with d = s_b − s_a and upstream g = grad_vertices[m] ([M,3],
 // contiguous),
 //   ∂p/∂p_a = s_b/d,  ∂p/∂p_b = −s_a/d,  ∂p/∂s_a = s_b (p_a − p_b)/d²,  ∂p/∂s_b = −s_a (p_a − p_b)/d²,

@@ -4,14 +4,10 @@
 
 #include <tuple>
 
+#include "worker/mesh/kuhn_grid.h"
+
 namespace psd3d {
 namespace {
-
-// Cube corner c = x + 2y + 4z (x,y,z ∈ {0,1}). The six Kuhn tets all contain the diagonal 0–7; the
-// orders below are the usual (0,a,b,7) paths with the three negatively oriented ones flipped (their
-// middle pair swapped), so every tet has volume +1/6 of the cube.
-constexpr int64_t kKuhnTets[6][4] = {{0, 1, 3, 7}, {0, 5, 1, 7}, {0, 3, 2, 7},
-                                     {0, 2, 6, 7}, {0, 4, 5, 7}, {0, 6, 4, 7}};
 
 at::Tensor GridVertices(int64_t n, double h, const at::TensorOptions& long_opts) {
   const int64_t side = n + 1;
@@ -27,11 +23,9 @@ at::Tensor GridTets(int64_t n, const at::TensorOptions& long_opts) {
   at::Tensor cube = at::arange(n * n * n, long_opts);
   // Id of each cube's corner 0 (its minimum vertex).
   at::Tensor base = cube.remainder(n) + side * (cube.div(n, "floor").remainder(n) + side * cube.div(n * n, "floor"));
-  std::vector<int64_t> corner_offset(8);
-  for (int c = 0; c < 8; ++c) corner_offset[c] = (c & 1) + side * ((c >> 1) & 1) + side * side * ((c >> 2) & 1);
   std::vector<int64_t> local(24);
   for (int t = 0; t < 6; ++t) {
-    for (int k = 0; k < 4; ++k) local[4 * t + k] = corner_offset[kKuhnTets[t][k]];
+    for (int k = 0; k < 4; ++k) local[4 * t + k] = KuhnCornerOffset(KuhnCorner(t, k), side);
   }
   at::Tensor offsets = at::tensor(local, at::kLong).to(long_opts.device()).view({1, 6, 4});
   return (base.view({-1, 1, 1}) + offsets).view({-1, 4});
@@ -46,6 +40,13 @@ TetGrid TetGrid::to(const at::Device& device) const {
   g.edges = edges.to(device);
   g.tet_edges = tet_edges.to(device);
   return g;
+}
+
+bool IsKuhnGrid(const TetGrid& grid) {
+  const int64_t n = grid.resolution, s = n + 1;
+  return n > 0 && grid.vertices.defined() && grid.tets.defined() && grid.edges.defined() &&
+         grid.vertices.size(0) == s * s * s && grid.tets.size(0) == 6 * n * n * n &&
+         grid.edges.size(0) == KuhnNumEdges(n);
 }
 
 TetGrid MakeTetGrid(int64_t n, double half_extent, const at::Device& device) {

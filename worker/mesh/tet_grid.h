@@ -20,7 +20,9 @@ struct TetGrid {
   at::Tensor tets;       // [T,4] int64, T = 6N³, all positively oriented: det[v1-v0, v2-v0, v3-v0] > 0
   at::Tensor edges;      // [E,2] int64 unique undirected edges as (lo, hi), lo < hi, sorted lexicographically
   at::Tensor tet_edges;  // [T,6] int64: tet_edges[t][k] is the id in `edges` of local edge k (kTetEdgeVertices)
-  int64_t resolution = 0;    // N, cells per axis
+  // N, cells per axis. Nonzero means MakeTetGrid's layout (kuhn_grid.h), from which the CUDA marching
+  // tets computes tet and edge ids instead of reading the tables; 0 for a hand-built grid.
+  int64_t resolution = 0;
   double half_extent = 1.0;  // h: the grid spans [-h,h]³
 
   double spacing() const { return 2.0 * half_extent / static_cast<double>(resolution); }  // cell edge length
@@ -29,6 +31,9 @@ struct TetGrid {
   int64_t num_edges() const { return edges.size(0); }
   TetGrid to(const at::Device& device) const;
 };
+
+// Whether `grid` has MakeTetGrid's layout for its resolution (sizes checked, not every id).
+bool IsKuhnGrid(const TetGrid& grid);
 
 // Builds the grid with vectorized tensor ops on `device` (so a large grid can be built on the GPU).
 // Requires 1 <= n <= 1024 and half_extent > 0.
