@@ -380,7 +380,7 @@ TEST(DMTet, InitFromDensityThresholdsAndClamps) {
   DMTet dmtet({/*resolution=*/8});
   // A blob density: high inside radius ~0.5, so sdf = clamp(threshold − density) < 0 inside.
   auto density = [](const at::Tensor& p) { return (10.0 * (1.0 - p.pow(2).sum(1) / 0.25)).unsqueeze(1); };
-  ASSERT_TRUE(dmtet.InitFromDensity(density, /*threshold=*/0.0, /*smoothing=*/0, /*chunk=*/100).ok());
+  ASSERT_TRUE(dmtet.InitFromDensity(density, {/*threshold=*/0.0, /*smoothing=*/0, /*softness=*/0, /*chunk=*/100}).ok());
   const at::Tensor s = dmtet.sdf();
   EXPECT_FLOAT_EQ(s.min().item<float>(), -1.0f);
   EXPECT_FLOAT_EQ(s.max().item<float>(), 1.0f);
@@ -401,7 +401,7 @@ TEST(DMTet, SmoothingTheInitialSdfTurnsAStaircaseIntoTheSurface) {
   auto density = [r](const at::Tensor& p) { return 100.0 * (p.norm(2, 1) < r).to(at::kFloat); };
   auto errors = [&](int64_t smoothing) {
     DMTet dmtet({/*resolution=*/24});
-    EXPECT_TRUE(dmtet.InitFromDensity(density, /*threshold=*/5.0, smoothing).ok());
+    EXPECT_TRUE(dmtet.InitFromDensity(density, {/*threshold=*/5.0, smoothing}).ok());
     const Mesh m = dmtet.Extract();
     std::string why;
     EXPECT_TRUE(IsClosedAndConsistentlyOriented(m, &why)) << smoothing << ": " << why;
@@ -415,16 +415,45 @@ TEST(DMTet, SmoothingTheInitialSdfTurnsAStaircaseIntoTheSurface) {
   EXPECT_LT(area1, area0) << area0 << " → " << area1;
   EXPECT_LT(area1, 0.05);
   DMTet dmtet({/*resolution=*/4});
-  EXPECT_EQ(dmtet.InitFromDensity(density, 5.0, /*smoothing=*/-1).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(dmtet.InitFromDensity(density, {5.0, /*smoothing=*/-1}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(dmtet.InitFromDensity(density, {5.0, 0, /*softness=*/-1}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(dmtet.InitFromDensity(density, {5.0, 0, /*softness=*/NAN}).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(DMTet, SoftInitPutsCrossingsOnTheDensityLevelSet) {
+  // A ball with a soft edge, density 100·σ((r − |p|)/w), ramping over ~3 cells like a trained NeRF's:
+  // its level set density = 5 is the sphere of radius r5 = r + w·ln(19). The clamped sdf is ±1 except
+  // in a shell thinner than a cell, so crossings sit near edge midpoints; graded by tanh over ±2 of log
+  // density, they follow the level set (measured: 0.0149 → 0.0019 mean radial error, cell 0.083).
+  const double r = 0.5, w = 0.05, r5 = r + w * std::log(19.0);
+  auto density = [&](const at::Tensor& p) { return 100.0 * at::sigmoid((r - p.norm(2, 1)) / w); };
+  auto radial_error = [&](double softness) {
+    DMTet dmtet({/*resolution=*/24});
+    EXPECT_TRUE(dmtet.InitFromDensity(density, {/*threshold=*/5.0, /*smoothing=*/0, softness}).ok());
+    const Mesh m = dmtet.Extract();
+    std::string why;
+    EXPECT_TRUE(IsClosedAndConsistentlyOriented(m, &why)) << softness << ": " << why;
+    return (m.vertices.norm(2, 1) - r5).abs().mean().item<double>();
+  };
+  const double clamped = radial_error(0), soft = radial_error(2);
+  EXPECT_LT(soft, 0.3 * clamped) << clamped << " → " << soft;
+  EXPECT_LT(soft, 0.1 * 2.0 / 24) << "within a tenth of a cell";
+  // A half-space density (a flat face along x): the soft init puts the plane where the density meets the
+  // threshold, between grid planes.
+  auto half_space = [](const at::Tensor& p) { return 100.0 * at::sigmoid(-(p.select(1, 0) - 0.3) / 0.05); };
+  DMTet dmtet({/*resolution=*/24});
+  ASSERT_TRUE(dmtet.InitFromDensity(half_space, {5.0, 0, 2}).ok());
+  const double plane = 0.3 + 0.05 * std::log(19.0);
+  EXPECT_LT((dmtet.Extract().vertices.select(1, 0) - plane).abs().max().item<double>(), 0.1 * 2.0 / 24);
 }
 
 TEST(DMTet, BadDensityAndStateAreRejected) {
   DMTet dmtet({/*resolution=*/4});
   auto nan_density = [](const at::Tensor& p) { return at::full({p.size(0)}, NAN, p.options()); };
-  absl::Status s = dmtet.InitFromDensity(nan_density, 0.0);
+  absl::Status s = dmtet.InitFromDensity(nan_density, {0.0});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("NaN"), absl::string_view::npos) << s;
-  s = dmtet.InitFromDensity([](const at::Tensor& p) { return p; }, 0.0);
+  s = dmtet.InitFromDensity([](const at::Tensor& p) { return p; }, {0.0});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("[P] or [P,1]"), absl::string_view::npos) << s;
 

@@ -52,12 +52,18 @@ absl::Status DMTet::Evaluate(const PointFunction& f, int64_t chunk, const char* 
   return absl::OkStatus();
 }
 
-absl::Status DMTet::InitFromDensity(const PointFunction& density, double threshold, int64_t smoothing, int64_t chunk) {
-  if (smoothing < 0) return absl::InvalidArgumentError("DMTet::InitFromDensity: smoothing must be ≥ 0");
+absl::Status DMTet::InitFromDensity(const PointFunction& density, const DensityInit& init) {
+  if (init.smoothing < 0) return absl::InvalidArgumentError("DMTet::InitFromDensity: smoothing must be ≥ 0");
+  if (!(init.softness >= 0)) return absl::InvalidArgumentError("DMTet::InitFromDensity: softness must be ≥ 0");
   at::Tensor d;
-  if (absl::Status s = Evaluate(density, chunk, "density", &d); !s.ok()) return s;
+  if (absl::Status s = Evaluate(density, init.chunk, "density", &d); !s.ok()) return s;
   c10::NoGradGuard no_grad;
-  at::Tensor sdf = (threshold - d).clamp(-1.0, 1.0);
+  // Graded in log density: a density's tails are exponential (softplus, exp and sigmoid activations), so
+  // its logarithm is close to linear across a cell and so are the crossings it gives.
+  const double floor = 1e-3 * init.threshold;
+  at::Tensor sdf = init.softness > 0 ? at::tanh(at::log(init.threshold / d.clamp_min(floor)) / init.softness)
+                                     : (init.threshold - d).clamp(-1.0, 1.0);
+  const int64_t smoothing = init.smoothing;
   if (smoothing > 0) {
     // Vertex (i,j,k) has id i + (N+1)(j + (N+1)k): a [1,1,N+1,N+1,N+1] volume with x fastest. At the
     // border the filter averages only the vertices that exist.

@@ -37,12 +37,23 @@ class DMTet {
   // sdf = clamp(threshold − density, −1, 1) at the grid vertices (dense → inside, negative), as threestudio
   // initialises from the coarse NeRF; deformation is reset to 0. A NeRF's density jumps by far more than
   // the threshold within one cell, so those values are ±1 almost everywhere and every surface crossing
-  // sits at an edge's midpoint: a staircase. `smoothing` passes of a 3×3×3 box filter over the vertex
-  // grid grade them, so crossings follow the boundary between the cells (anti-aliasing; a flat boundary
-  // stays where it was). `density` runs without gradient on chunks of at most `chunk` points.
-  // INVALID_ARGUMENT if it returns the wrong shape or non-finite values.
-  absl::Status InitFromDensity(const PointFunction& density, double threshold, int64_t smoothing = 0,
-                               int64_t chunk = 1 << 18);
+  // sits at an edge's midpoint: a staircase. Two remedies, both off at 0:
+  //  - `softness` s > 0: sdf = tanh(ln(threshold / density) / s) instead of the clamp (density floored
+  //    at threshold/1000), in (−1, 1) but graded over a factor of about e^±s around the threshold, so an
+  //    edge's crossing sits where the log density, linearly interpolated, meets the threshold: sub-cell
+  //    positions without blurring corners (a density's tails are exponential, so its log is close to
+  //    linear across a cell);
+  //  - `smoothing` passes of a 3×3×3 box filter over the vertex grid grade the values by position, so
+  //    crossings follow the boundary between the cells (anti-aliasing; corners round off).
+  // `density` runs without gradient on chunks of at most `chunk` points. INVALID_ARGUMENT for a negative
+  // smoothing or softness, or a density of the wrong shape or with non-finite values.
+  struct DensityInit {
+    double threshold = 0;
+    int64_t smoothing = 0;
+    double softness = 0;
+    int64_t chunk = 1 << 18;
+  };
+  absl::Status InitFromDensity(const PointFunction& density, const DensityInit& init);
   // sdf = sdf_fn(vertices) unclamped (e.g. an analytic shape in tests); deformation is reset to 0.
   absl::Status InitFromSdf(const PointFunction& sdf_fn, int64_t chunk = 1 << 18);
 

@@ -58,6 +58,7 @@ absl::Status ValidateMeshStageConfig(const MeshStageConfig& c) {
   if (c.resolution < 4 || c.resolution > 256) return bad("resolution must be in [4, 256]");
   if (!(c.init_threshold > 0)) return bad("init_threshold must be > 0");
   if (c.init_smoothing < 0 || c.init_smoothing > 8) return bad("init_smoothing must be in [0, 8]");
+  if (!(c.init_softness >= 0 && c.init_softness <= 1e4)) return bad("init_softness must be in [0, 1e4]");
   if (!(c.lr_sdf > 0) || !(c.lr_deformation > 0) || !(c.lr_encoding > 0) || !(c.lr_mlp > 0))
     return bad("learning rates must be > 0");
   if (!(c.normal_consistency_weight >= 0) || !(c.laplacian_weight >= 0)) return bad("regularizer weights must be ≥ 0");
@@ -137,7 +138,7 @@ absl::StatusOr<std::unique_ptr<MeshStage>> MeshStage::Create(DiffusionPrior& pri
   }
   auto impl = std::make_unique<Impl>(config, prior, field, resolution, seed);
   if (config.train_geometry) {
-    // sdf = clamp(threshold − density, −1, 1). A coarse field whose density never reaches the
+    // sdf = clamp(threshold − density, −1, 1) or its tanh grading. A coarse field whose density never reaches the
     // threshold (a faint object) gets the threshold halfway to its peak, so a surface always starts.
     c10::NoGradGuard no_grad;
     const at::Tensor& verts = impl->dmtet.grid().vertices;
@@ -147,8 +148,11 @@ absl::StatusOr<std::unique_ptr<MeshStage>> MeshStage::Create(DiffusionPrior& pri
     const double threshold = std::min(config.init_threshold, 0.5 * peak);
     if (!(threshold > 0))
       return absl::FailedPreconditionError("geometry stage: the coarse stage left no density to start a surface from");
-    if (absl::Status s = impl->dmtet.InitFromDensity([&field](const at::Tensor& p) { return field.Density(p); }, threshold,
-                                                       config.init_smoothing);
+    DMTet::DensityInit init;
+    init.threshold = threshold;
+    init.smoothing = config.init_smoothing;
+    init.softness = config.init_softness;
+    if (absl::Status s = impl->dmtet.InitFromDensity([&field](const at::Tensor& p) { return field.Density(p); }, init);
         !s.ok())
       return s;
   } else {

@@ -35,6 +35,7 @@ struct MeshStageConfig {
   int64_t resolution = 32;   // DMTet cells per axis (geometry stage; the texture stage inherits its grid)
   double init_threshold = 5.0;  // density level of the initial surface
   int64_t init_smoothing = 0;   // box-filter passes over the initial sdf (DMTet::InitFromDensity)
+  double init_softness = 0;     // tanh grading of the initial sdf over ±this much log density; 0: clamp
   double lr_sdf = 1e-2, lr_deformation = 1e-2;
   double lr_encoding = 1e-2, lr_mlp = 1e-3;  // the color field
   double normal_consistency_weight = 0.0;

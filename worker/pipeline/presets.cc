@@ -204,6 +204,7 @@ absl::Status SetStageValue(PipelineStage stage, absl::string_view field, absl::s
     else if (field == "resolution") s.resolution = n;
     else if (field == "init_threshold") s.init_threshold = v;
     else if (field == "init_smoothing") s.init_smoothing = n;
+    else if (field == "init_softness") s.init_softness = v;
     else if (field == "lr_encoding") s.lr_encoding = v;
     else if (field == "lr_mlp") s.lr_mlp = v;
     else if (field == "lr_sdf") s.lr_sdf = v;

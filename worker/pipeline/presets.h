@@ -35,13 +35,14 @@ absl::Status ApplyStageOverride(PipelineStage stage, const StageOverride& o, Pip
 
 // Sets one knob by name, for sweeps and experiments (tools/eval --set): "<stage>.<field>=<value>" with
 // stage coarse|geometry|texture (or "all" for the three) and field one of steps, views, render_size,
-// samples_per_ray (coarse), supersample, resolution, init_threshold, init_smoothing (geometry), lr_encoding, lr_mlp,
-// lr_sdf, lr_deformation, sparsity_weight (coarse), normal_consistency_weight, laplacian_weight,
-// blob_scale, blob_std, grid_levels, grid_base_resolution, grid_per_level_scale, grid_log2_table_size
-// (coarse: the hash grid every stage's field keeps), and the guidance's guidance_scale, t_min, t_max (a number, or
-// "start:end" annealed over the stage), lambda_pref, tau, pref_gate, psi_lr, psi_every, psi_warmup,
-// t_feedback, psi_from_ranking (0 or 1), dpo_beta, reward_weight, grad_clamp; or "export.texture_size=<n>". INVALID_ARGUMENT
-// names an unknown key or a value that does not parse or validate.
+// samples_per_ray (coarse), supersample, resolution, init_threshold, init_smoothing, init_softness
+// (geometry), lr_encoding, lr_mlp, lr_sdf, lr_deformation, sparsity_weight (coarse),
+// normal_consistency_weight, laplacian_weight, blob_scale, blob_std, grid_levels, grid_base_resolution,
+// grid_per_level_scale, grid_log2_table_size (coarse: the hash grid every stage's field keeps), and the
+// guidance's guidance_scale, t_min, t_max (a number, or "start:end" annealed over the stage),
+// lambda_pref, tau, pref_gate, psi_lr, psi_every, psi_warmup, t_feedback, psi_from_ranking and
+// per_view_winner (0 or 1), dpo_beta, reward_weight, grad_clamp; or "export.texture_size=<n>".
+// INVALID_ARGUMENT names an unknown key or a value that does not parse or validate.
 absl::Status SetConfigValue(absl::string_view setting, PipelineConfig* config);
 
 }  // namespace psd3d
