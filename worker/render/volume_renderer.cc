@@ -41,21 +41,11 @@ CompositeKernelOut CompositeForwardCuda(const at::Tensor& sigma, const at::Tenso
                                         const at::Tensor& rgb, bool for_backward) {
   const int64_t rays = sigma.size(0), samples = sigma.size(1);
   CompositeKernelOut out;
-  if (for_backward) {
-    // Separate tensors: a custom Function's outputs that are views may not be modified in place.
-    out.c.weights = at::empty({rays, samples}, sigma.options());
-    out.trans_after = at::empty({rays, samples}, sigma.options());
-    out.c.color = at::empty({rays, 3}, sigma.options());
-    out.c.opacity = at::empty({rays}, sigma.options());
-    out.c.depth = at::empty({rays}, sigma.options());
-  } else {
-    // One allocation carved into the four outputs: the call is host-bound at 64×64 rays.
-    const at::Tensor buffer = at::empty({rays * (samples + 5)}, sigma.options());
-    out.c.weights = buffer.narrow(0, 0, rays * samples).view({rays, samples});
-    out.c.color = buffer.narrow(0, rays * samples, rays * 3).view({rays, 3});
-    out.c.opacity = buffer.narrow(0, rays * (samples + 3), rays);
-    out.c.depth = buffer.narrow(0, rays * (samples + 4), rays);
-  }
+  out.c.weights = at::empty({rays, samples}, sigma.options());
+  if (for_backward) out.trans_after = at::empty({rays, samples}, sigma.options());
+  out.c.color = at::empty({rays, 3}, sigma.options());
+  out.c.opacity = at::empty({rays}, sigma.options());
+  out.c.depth = at::empty({rays}, sigma.options());
   CheckCuda(LaunchCompositeForward(sigma.data_ptr<float>(), delta.data_ptr<float>(), t.data_ptr<float>(),
                                    rgb.data_ptr<float>(), rays, samples, out.c.weights.data_ptr<float>(),
                                    for_backward ? out.trans_after.data_ptr<float>() : nullptr,
