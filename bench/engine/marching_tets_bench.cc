@@ -66,7 +66,8 @@ std::vector<Row> MarchingTetsBench(const at::Device& device) {
   fb.kernel_ms = TimeMs([&] { fwd_bwd(true); }, device, 3, 10, &fb.kernel_host_ms);
   fb.twin_ms = TimeMs([&] { fwd_bwd(false); }, device);
   // Backward: read the upstream gradient, the crossing edges and their ends' positions and sdf (the
-  // ends follow from the edge ids on this grid); write the position and sdf gradients.
+  // ends could be computed from the edge ids on this grid, so the bound leaves out the edge rows the
+  // kernel reads); write the position and sdf gradients.
   fb.launches = 4;  // + the gradient's zero fill and scatter
   fb.passes = 1;
   fb.min_bytes = full_bytes + m * (12 + 8 + 24 + 8) + v * 16;

@@ -153,6 +153,7 @@ TEST(MarchingTetsGpu, VerticesAndGradientsEqualTheTwin) {
   EXPECT_TRUE(at::equal(general.vertices, k64.vertices));
   // The backward's atomics add in no fixed order, so gradients agree to rounding, not bit for bit.
   EXPECT_LT(RelErr(general.grad_sdf, t64.grad_sdf), 1e-10);
+  EXPECT_LT(RelErr(general.grad_deform, t64.grad_deform), 1e-10);
   // float32, against the float64 twin: the kernel's gradients are no less accurate than the twin's.
   const MarchResult k32 = March(false, g, sdf0, deform0, at::kFloat), t32 = March(true, g, sdf0, deform0, at::kFloat);
   EXPECT_TRUE(at::equal(k32.faces, t32.faces));

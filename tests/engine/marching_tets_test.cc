@@ -418,6 +418,8 @@ TEST(DMTet, SmoothingTheInitialSdfTurnsAStaircaseIntoTheSurface) {
   EXPECT_EQ(dmtet.InitFromDensity(density, {5.0, /*smoothing=*/-1}).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(dmtet.InitFromDensity(density, {5.0, 0, /*softness=*/-1}).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(dmtet.InitFromDensity(density, {5.0, 0, /*softness=*/NAN}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(dmtet.InitFromDensity(density, {5.0, 0, /*softness=*/INFINITY}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(dmtet.InitFromDensity(density, {/*threshold=*/0.0, 0, 2.0}).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(DMTet, SoftInitPutsCrossingsOnTheDensityLevelSet) {

@@ -4,6 +4,7 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "worker/mesh/marching_tets.h"
@@ -54,7 +55,10 @@ absl::Status DMTet::Evaluate(const PointFunction& f, int64_t chunk, const char* 
 
 absl::Status DMTet::InitFromDensity(const PointFunction& density, const DensityInit& init) {
   if (init.smoothing < 0) return absl::InvalidArgumentError("DMTet::InitFromDensity: smoothing must be ≥ 0");
-  if (!(init.softness >= 0)) return absl::InvalidArgumentError("DMTet::InitFromDensity: softness must be ≥ 0");
+  if (!(init.softness >= 0 && std::isfinite(init.softness)))
+    return absl::InvalidArgumentError("DMTet::InitFromDensity: softness must be finite and ≥ 0");
+  if (init.softness > 0 && !(init.threshold > 0 && std::isfinite(init.threshold)))
+    return absl::InvalidArgumentError("DMTet::InitFromDensity: a soft init needs a finite threshold > 0");
   at::Tensor d;
   if (absl::Status s = Evaluate(density, init.chunk, "density", &d); !s.ok()) return s;
   c10::NoGradGuard no_grad;

@@ -46,7 +46,8 @@ class DMTet {
   //  - `smoothing` passes of a 3×3×3 box filter over the vertex grid grade the values by position, so
   //    crossings follow the boundary between the cells (anti-aliasing; corners round off).
   // `density` runs without gradient on chunks of at most `chunk` points. INVALID_ARGUMENT for a negative
-  // smoothing or softness, or a density of the wrong shape or with non-finite values.
+  // smoothing, a negative or infinite softness, a soft init with threshold ≤ 0, or a density of the
+  // wrong shape or with non-finite values.
   struct DensityInit {
     double threshold = 0;
     int64_t smoothing = 0;

@@ -4,7 +4,8 @@
 // sorted by (lo, hi), therefore numbers a vertex's edges after all edges of lower vertices, in the
 // order of their direction's id offset. So a tet's vertices and its edges' ids need no tables: the
 // CUDA marching tets computes them here instead of reading the grid's 125 MB of int64 tables at N = 64.
-// MakeTetGrid builds its tables from the same functions; tests check the ids against its edge list.
+// MakeTetGrid builds its tets from KuhnCorner; its edge tables come from sorting, and a CPU test checks
+// every id here against them.
 //
 // Plain C++ (no Torch or CUDA headers): both the host compiler and nvcc include it.
 #pragma once

@@ -3,6 +3,7 @@
 #include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <tuple>
@@ -124,8 +125,11 @@ CudaMarch MarchCudaTyped(const at::Tensor& sdf, const at::Tensor& positions, con
   const at::Tensor tets = structured ? at::Tensor() : grid.tets.contiguous();
   const at::Tensor tet_edges = structured ? at::Tensor() : grid.tet_edges.contiguous();
   const int64_t num_edges = grid.edges.size(0), num_tets = grid.tets.size(0);
-  const int64_t scan_length = structured ? grid.vertices.size(0) + n * n * n + 2 : num_edges + 2 * num_tets + 2;
-  TORCH_CHECK(scan_length < std::numeric_limits<int32_t>::max(), who, ": grid too large for int32 offsets");
+  // int32 offsets and totals: the scan's length and its largest value (M ≤ E crossing edges plus K ≤ 2
+  // triangles per tet) must fit.
+  const int64_t scan_length = structured ? grid.vertices.size(0) + n * n * n + 2 : num_edges + num_tets + 2;
+  TORCH_CHECK(std::max(scan_length, num_edges + 2 * num_tets + 2) < std::numeric_limits<int32_t>::max(), who,
+              ": grid too large for int32 offsets");
   // One workspace for every intermediate (counts, their scan, cases or masks, the scan's storage).
   const size_t workspace_bytes =
       structured ? MarchingTetsGridWorkspaceBytes(n) : MarchingTetsWorkspaceBytes(num_edges, num_tets);

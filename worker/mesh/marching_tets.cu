@@ -488,8 +488,13 @@ __global__ void GridEmitKernel(const int32_t* __restrict__ offsets, const uint8_
   }
 }
 
+// The scan's length and its largest value (M ≤ E crossing edges plus K ≤ 12 triangles per cube) must
+// fit int32.
 const char* CheckGridSize(const GridSize& g) {
-  return g.scan_length() >= (int64_t{1} << 31) ? "marching tets: grid too large for int32 offsets" : nullptr;
+  const int64_t largest = KuhnNumEdges(g.n) + 12 * g.num_cubes + 2;
+  return g.scan_length() >= (int64_t{1} << 31) || largest >= (int64_t{1} << 31)
+             ? "marching tets: grid too large for int32 offsets"
+             : nullptr;
 }
 
 template <typename T>

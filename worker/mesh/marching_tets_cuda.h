@@ -89,7 +89,8 @@ const char* MarchingTetsEmitCuda(const void* workspace, const MarchingTetsTotals
 
 // The same two phases on MakeTetGrid's grid of N cells per axis (IsKuhnGrid): tet and edge ids are
 // computed (kuhn_grid.h), so no tables are passed, and the outputs are equal to the general path's.
-// The workspace has MarchingTetsGridWorkspaceBytes(N) bytes. Requires (N+1)³ + N³ + 2 < 2^31.
+// The workspace has MarchingTetsGridWorkspaceBytes(N) bytes. Requires (N+1)³ + N³ + 2 < 2^31 and
+// E + 12N³ + 2 < 2^31 (int32 offsets: N ≤ 479).
 size_t MarchingTetsGridWorkspaceBytes(int64_t n);
 const char* MarchingTetsGridClassifyCuda(const float* sdf, const float* positions, int64_t n, void* workspace,
                                          MarchingTetsTotals* totals, cudaStream_t stream);
