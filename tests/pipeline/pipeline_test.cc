@@ -195,6 +195,11 @@ TEST_F(PipelineTest, PresetsOverridesAndSettingsValidate) {
   EXPECT_FALSE(c.coarse.guidance.psi_from_ranking);
   EXPECT_TRUE(SetConfigValue("all.per_view_winner=1", &c).ok());
   EXPECT_TRUE(c.coarse.guidance.per_view_winner && c.texture.guidance.per_view_winner);
+  EXPECT_EQ(PresetConfig(Quality::kDraft, GuidanceMethod::kPsd).geometry.init_softness, 2.0);
+  EXPECT_EQ(PresetConfig(Quality::kStandard, GuidanceMethod::kPsd).geometry.init_softness, 0.0);
+  EXPECT_TRUE(SetConfigValue("geometry.init_softness=0", &c).ok());
+  EXPECT_EQ(c.geometry.init_softness, 0.0);
+  EXPECT_FALSE(SetConfigValue("geometry.init_softness=-1", &c).ok());
   EXPECT_TRUE(SetConfigValue("geometry.init_smoothing=2", &c).ok());
   EXPECT_EQ(c.geometry.init_smoothing, 2);
   for (const char* bad : {"coarse.nonsense=1", "coarse.steps=x", "nowhere.steps=3", "coarse.steps", "coarse.views=0",
