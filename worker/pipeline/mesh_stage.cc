@@ -138,8 +138,9 @@ absl::StatusOr<std::unique_ptr<MeshStage>> MeshStage::Create(DiffusionPrior& pri
   }
   auto impl = std::make_unique<Impl>(config, prior, field, resolution, seed);
   if (config.train_geometry) {
-    // sdf = clamp(threshold − density, −1, 1), or tanh(ln(threshold/density)/softness). A coarse field whose density never reaches the
-    // threshold (a faint object) gets the threshold halfway to its peak, so a surface always starts.
+    // sdf = clamp(threshold − density, −1, 1), or tanh(ln(threshold/density)/softness). A coarse field
+    // whose density never reaches the threshold (a faint object) gets the threshold halfway to its
+    // peak, so a surface always starts.
     c10::NoGradGuard no_grad;
     const at::Tensor& verts = impl->dmtet.grid().vertices;
     double peak = 0;

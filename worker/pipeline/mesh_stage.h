@@ -2,8 +2,8 @@
 // by a hash-grid color field, rendered by the rasterizer and shaded like the world's images, shaped by
 // the same score-distillation guidance as stage 1.
 //   - Geometry (stage 2): sdf and deformation of the tet grid are learned (initialized from the coarse
-//     NeRF's density, sdf = clamp(threshold − density, −1, 1)), with normal-consistency and Laplacian
-//     regularizers; the color field keeps learning with the geometry.
+//     NeRF's density, sdf = clamp(threshold − density, −1, 1) or its log-density grading), with
+//     normal-consistency and Laplacian regularizers; the color field keeps learning with the geometry.
 //   - Texture (stage 3): the surface is extracted once and frozen; only the color field learns, at a
 //     higher render resolution.
 // One Step() = sample `views` world cameras, rasterize the surface at render_size (supersampled by
