@@ -29,13 +29,15 @@ namespace {
 
 using EncodeFn = at::Tensor (*)(const at::Tensor&, const at::Tensor&, const HashGridConfig&);
 
+constexpr int64_t kSamplesPerUnit = 128;  // ray samples' spacing is 1/128
+
 // n samples on n/64 rays: origins uniform in the unit cube, random directions, 1/128 apart (points
 // leaving the cube are clamped by the encoding, as a renderer's would be masked).
 at::Tensor RaySamples(int64_t n, at::Generator& gen) {
   const int64_t rays = n / 64;
   const at::Tensor origin = at::rand({rays, 1, 3}, gen);
   const at::Tensor dir = at::randn({rays, 1, 3}, gen);
-  const at::Tensor t = at::arange(64, at::kFloat).view({1, 64, 1}) / 128.0;
+  const at::Tensor t = at::arange(64, at::kFloat).view({1, 64, 1}) / static_cast<double>(kSamplesPerUnit);
   return (origin + t * dir / dir.norm(2, -1, true)).reshape({n, 3});
 }
 
@@ -71,11 +73,18 @@ std::vector<bench::Row> HashGridBench(const at::Device& device) {
     r.item_unit = "pts";
     return r;
   };
-  // The random L2 requests of uniformly random points (floors.h), measured with this layout; ray
-  // samples are coherent, so their rows get no such floor.
-  std::vector<bench::GatherLevel> levels;
-  for (const HashGridLevel& l : layout.levels) levels.push_back({l.size, l.offset});
+  // The random L2 requests of uniformly random points (floors.h), measured with this layout. Ray
+  // samples are coherent on the coarse levels (a warp's samples share cells), but on a level whose cells
+  // are at most half the sample spacing consecutive samples share no corner, and other rays' rows are
+  // unrelated: there their requests are as random as random points', so those levels' random traffic
+  // alone is a floor for the ray samples (the coherent levels add to it, uncounted).
+  std::vector<bench::GatherLevel> levels, fine_levels;
+  for (const HashGridLevel& l : layout.levels) {
+    levels.push_back({l.size, l.offset});
+    if (l.resolution >= 2 * kSamplesPerUnit) fine_levels.push_back({l.size, l.offset});
+  }
   const bench::GatherFloorMs traffic = bench::HashGridGatherFloor(n, levels, layout.total_params, device);
+  const bench::GatherFloorMs ray_traffic = bench::HashGridGatherFloor(n, fine_levels, layout.total_params, device);
 
   bench::Row fwd = row("hash grid fwd");
   fwd.traffic_ms = traffic.gather;
@@ -98,6 +107,7 @@ std::vector<bench::Row> HashGridBench(const at::Device& device) {
   on_rays.min_bytes = fwd_bytes + bwd_bytes;
   on_rays.launches = 3;
   on_rays.passes = 1;
+  on_rays.traffic_ms = ray_traffic.gather + ray_traffic.scatter;
   return {fwd, both, on_rays};
 }
 

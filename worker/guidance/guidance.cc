@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "worker/optim/adam.h"
+#include "worker/render/cuda_graph.h"
 #include "worker/render/device_copy.h"
 
 namespace psd3d {
@@ -57,33 +58,69 @@ struct Guidance::Impl {
     return {eps_neg + config.guidance_scale * (eps_y - eps_neg), eps_y};
   }
 
-  at::Tensor OneStepImages(const at::Tensor& z_t, const at::Tensor& eps, int64_t t) {
-    return prior.Decode(prior.schedule().PredictX0(z_t, eps, t)).clamp(0, 1);
+  at::Tensor OneStepImages(const at::Tensor& z_t, const at::Tensor& eps, const at::Tensor& roots) {
+    return prior.Decode(NoiseSchedule::PredictX0FromRoots(z_t, eps, roots)).clamp(0, 1);
   }
 
   // The reward of each draw's one-step prediction, [2,B], for latents z_t [2B,...] of two draws.
-  at::Tensor RankRewards(const at::Tensor& z_t, const at::Tensor& eps_cfg, int64_t t) {
-    return reward->Score(OneStepImages(z_t, eps_cfg, t), reward_text).view({2, -1});
+  at::Tensor RankRewards(const at::Tensor& z_t, const at::Tensor& eps_cfg, const at::Tensor& roots) {
+    return reward->Score(OneStepImages(z_t, eps_cfg, roots), reward_text).view({2, -1});
   }
 
-  // ψ ← Adam step on −mean R(x̂₀(z_tʷ; ψ)) (Proposition 1); the text branch is held fixed. `reward` is
-  // that mean reward, computed with autograd from `psi_var` (a tracked copy of ψ); returns it detached.
-  at::Tensor StepPsi(const at::Tensor& reward, const at::Tensor& psi_var) {
-    at::Tensor grad_psi = torch::autograd::grad({-reward}, {psi_var})[0];
+  // Whether draw 0 wins, per view [B], from the ranking's rewards [2,B].
+  at::Tensor Winner(const at::Tensor& r) const {
+    if (config.method == GuidanceMethod::kDreamDpo || config.per_view_winner) return r[0] >= r[1];
+    return (r[0].mean() >= r[1].mean()).expand({r.size(1)});
+  }
+
+  // The step's prior work on the device, a function of tensors only so that it can be replayed as a CUDA
+  // graph (CoreInputs lists the inputs): the batched prior call → {ε̂_cfg, ε̂_text}; with two noises also
+  // the ranking's rewards [2,B]; with `psi_grad` also ∂(−R̄ʷ)/∂ψ and R̄ʷ, the mean reward of the
+  // winner's one-step prediction, from the ranking's forward run with autograd on ψ (Proposition 1).
+  std::vector<at::Tensor> Core(const std::vector<at::Tensor>& in, bool psi_grad) {
+    const at::Tensor &z_t = in[0], &t = in[1], &roots = in[2], &psi_in = in[3];
+    CameraBatch cams{in[4], in[5], in[6], in[7], in[8], in[9], in[10], in[11], in[12]};
+    if (!psi_grad) {
+      c10::NoGradGuard no_grad;
+      auto [eps_cfg, eps_text] = Predict(z_t, t, cams, psi_in);
+      if (!TwoNoises(config.method)) return {eps_cfg, eps_text};
+      return {eps_cfg, eps_text, RankRewards(z_t, eps_cfg, roots)};
+    }
+    c10::AutoGradMode track(true);
+    at::Tensor psi_var = psi_in.detach().clone().set_requires_grad(true);
+    auto [eps_cfg, eps_text] = Predict(z_t, t, cams, psi_var);
+    at::Tensor ranked = RankRewards(z_t, eps_cfg, roots);
+    at::Tensor win = Winner(ranked.detach());
+    at::Tensor psi_reward = at::where(win, ranked[0], ranked[1]).mean();
+    at::Tensor grad_psi = torch::autograd::grad({-psi_reward}, {psi_var})[0];
+    return {eps_cfg.detach(), eps_text.detach(), ranked.detach(), grad_psi, psi_reward.detach()};
+  }
+  static std::vector<at::Tensor> CoreInputs(const at::Tensor& z_t, const at::Tensor& t, const at::Tensor& roots,
+                                            const at::Tensor& psi, const CameraBatch& c) {
+    return {z_t, t, roots, psi, c.c2w, c.w2c, c.proj, c.mvp, c.position, c.elevation, c.azimuth, c.distance, c.fovy};
+  }
+
+  void AdamOnPsi(const at::Tensor& grad_psi) {
     c10::NoGradGuard no_grad;
     adam->Step({grad_psi.nan_to_num(0, 0, 0)});
-    return reward.detach();
   }
 
-  // The same with a forward of its own on the winner's noised latents z_w and text prediction eps_y_w.
-  at::Tensor UpdatePsi(const at::Tensor& z_w, const at::Tensor& t, int64_t t_int, const at::Tensor& eps_y_w,
+  // ψ ← Adam step on −mean R(x̂₀(z_tʷ; ψ)) (Proposition 1) with a forward of its own on the winner's
+  // noised latents z_w and text prediction eps_y_w; the text branch is held fixed. Returns that mean
+  // reward, detached.
+  at::Tensor UpdatePsi(const at::Tensor& z_w, const at::Tensor& t, const at::Tensor& roots, const at::Tensor& eps_y_w,
                        const CameraBatch& cams) {
     c10::AutoGradMode grad(true);
     at::Tensor psi_var = psi.detach().clone().set_requires_grad(true);
     at::Tensor eps_neg = prior.PredictNoise(z_w.detach(), t, psi_var.expand({z_w.size(0), -1, -1}), cams);
     at::Tensor eps = eps_neg + config.guidance_scale * (eps_y_w.detach() - eps_neg);
-    return StepPsi(reward->Score(OneStepImages(z_w.detach(), eps, t_int), reward_text).mean(), psi_var);
+    at::Tensor r = reward->Score(OneStepImages(z_w.detach(), eps, roots), reward_text).mean();
+    AdamOnPsi(torch::autograd::grad({-r}, {psi_var})[0]);
+    return r.detach();
   }
+
+  // The core as CUDA graphs on the GPU (cuda_graphs), eagerly elsewhere.
+  std::unique_ptr<CudaGraphCall> core, core_psi;
 };
 
 Guidance::Guidance(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -109,6 +146,11 @@ absl::StatusOr<std::unique_ptr<Guidance>> Guidance::Create(DiffusionPrior& prior
     if (!neg.ok()) return neg.status();
     impl->psi = neg->detach().clone();
   }
+  Impl* self = impl.get();
+  impl->core = std::make_unique<CudaGraphCall>([self](const auto& in) { return self->Core(in, false); },
+                                               config.cuda_graphs);
+  impl->core_psi = std::make_unique<CudaGraphCall>([self](const auto& in) { return self->Core(in, true); },
+                                                   config.cuda_graphs);
   impl->adam = std::make_unique<Adam>(std::vector<AdamGroup>{{{impl->psi}, config.psi_lr}}, AdamOptions{0.9, 0.999, 1e-8});
   if (reward != nullptr) {
     absl::StatusOr<at::Tensor> r = reward->EncodePrompt(prompt);
@@ -152,29 +194,19 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
     c10::NoGradGuard no_grad;
     at::Tensor zd = z.detach();
     z_t = sched.AddNoise(zd.repeat({draws, 1, 1, 1}), noise, t_int);
-    at::Tensor psi_var, ranked;  // psi_in_ranking: ψ tracked by autograd, and the ranking's rewards [2,B] on it
-    if (psi_in_ranking) {
-      c10::AutoGradMode track(true);
-      psi_var = s.psi.detach().clone().set_requires_grad(true);
-      std::tie(eps_cfg, eps_text) = s.Predict(z_t, t, cameras, psi_var);
-      ranked = s.RankRewards(z_t, eps_cfg, t_int);
-      eps_cfg = eps_cfg.detach();
-      eps_text = eps_text.detach();
-    } else {
-      std::tie(eps_cfg, eps_text) = s.Predict(z_t, t, cameras, s.psi);
-    }
+    const at::Tensor roots = ToDeviceAsync(sched.RootsAt(t_int), dev, z.scalar_type());
+    CudaGraphCall& call = psi_in_ranking ? *s.core_psi : *s.core;
+    const int64_t replays = call.replays();
+    std::vector<at::Tensor> core = call(Impl::CoreInputs(z_t, t, roots, s.psi, cameras));
+    st.graph_replay = call.replays() > replays;
+    eps_cfg = core[0];
+    eps_text = core[1];
     st.prior_calls = 1;
     if (draws == 1) {
       grad = w * (eps_cfg - noise);
     } else {
-      at::Tensor r = psi_in_ranking ? ranked.detach() : s.RankRewards(z_t, eps_cfg, t_int);
-      // win[i]: whether draw 0 wins view i.
-      at::Tensor win;
-      if (c.method == GuidanceMethod::kDreamDpo || c.per_view_winner) {
-        win = r[0] >= r[1];
-      } else {
-        win = (r[0].mean() >= r[1].mean()).expand({b});
-      }
+      const at::Tensor& r = core[2];
+      at::Tensor win = s.Winner(r);  // whether draw 0 wins view i
       at::Tensor winf = PerView(win.to(z.scalar_type()));
       auto pick = [&](const at::Tensor& v, bool winner) {  // per view, draw of the winner or the loser
         at::Tensor v0 = v.narrow(0, 0, b), v1 = v.narrow(0, b, b);
@@ -206,11 +238,11 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
       // ψ follows the reward of the winner's one-step prediction (Proposition 1).
       at::Tensor psi_reward = r_w.new_zeros({});
       if (psi_in_ranking) {
-        c10::AutoGradMode track(true);
-        psi_reward = s.StepPsi(at::where(win, ranked[0], ranked[1]).mean(), psi_var);
+        s.AdamOnPsi(core[3]);
+        psi_reward = core[4];
         st.psi_updated = true;
       } else if (update_psi) {
-        psi_reward = s.UpdatePsi(pick(z_t, true), t.narrow(0, 0, b), t_int, pick(eps_text, true), cameras);
+        psi_reward = s.UpdatePsi(pick(z_t, true), t.narrow(0, 0, b), roots, pick(eps_text, true), cameras);
         st.psi_updated = true;
         st.prior_calls = 2;
       }

@@ -63,6 +63,10 @@ struct GuidanceConfig {
   // update: B and B), whose activations live until the update: fewer launches, more FLOPs and memory,
   // so it pays where calls are launch-bound (the GPU presets), not on the CPU.
   bool psi_from_ranking = false;
+  // On CUDA, replay the step's prior work (the batched prior call, the ranking's rewards and ψ's
+  // backward) as CUDA graphs, one per input shape (worker/render/cuda_graph.h): the tiny prior's calls
+  // are launch-bound, so a replay costs a fraction of issuing them. Off: the same ops run eagerly.
+  bool cuda_graphs = true;
 
   // DreamDPO: the reward gap under which the winner's SDS term is used alone.
   double dpo_beta = 0.0;
@@ -81,6 +85,7 @@ struct GuidanceStats {
   bool psi_updated = false;
   double psi_reward = 0;  // reward of the ψ-update's one-step prediction
   int64_t prior_calls = 0;  // PredictNoise calls this step (1, or 2 with a separate ψ update)
+  bool graph_replay = false;  // the step's prior work was replayed from a CUDA graph (cuda_graphs)
 
   // The rewards and weights above stay on the device until the step reads them back with its loss
   // (one copy per step: a read in mid-step would make the host wait for the GPU). `pending` holds

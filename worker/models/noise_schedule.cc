@@ -75,4 +75,15 @@ at::Tensor NoiseSchedule::PredictX0(const at::Tensor& x_t, const at::Tensor& eps
   return (x_t - s1 * eps) / sa;
 }
 
+at::Tensor NoiseSchedule::RootsAt(int64_t t) const {
+  const auto [sa, s1] = Roots(AlphaBarAt(t));
+  return at::tensor({sa, s1}, at::kFloat);
+}
+
+at::Tensor NoiseSchedule::PredictX0FromRoots(const at::Tensor& x_t, const at::Tensor& eps, const at::Tensor& roots) {
+  TORCH_CHECK(roots.dim() == 1 && roots.size(0) == 2, "PredictX0FromRoots: roots must be [2]");
+  const at::Tensor r = roots.to(x_t.scalar_type());
+  return (x_t - r[1] * eps) / r[0];
+}
+
 }  // namespace psd3d

@@ -165,6 +165,7 @@ absl::Status SetGuidance(absl::string_view field, absl::string_view value, doubl
   else if (field == "t_feedback") g->t_feedback = static_cast<int64_t>(v);
   else if (field == "psi_from_ranking") g->psi_from_ranking = v != 0;
   else if (field == "per_view_winner") g->per_view_winner = v != 0;
+  else if (field == "cuda_graphs") g->cuda_graphs = v != 0;
   else if (field == "dpo_beta") g->dpo_beta = v;
   else if (field == "reward_weight") g->reward_weight = v;
   else if (field == "grad_clamp") g->grad_clamp = v;
