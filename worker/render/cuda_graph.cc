@@ -38,7 +38,6 @@ std::string Signature(const std::vector<at::Tensor>& inputs) {
 struct CapturedGraph {
   at::cuda::CUDAGraph graph;
   std::vector<at::Tensor> inputs, outputs;  // the graph's own tensors
-  bool failed = false;                      // capture failed: run eagerly
 };
 #else
 struct CapturedGraph {};
@@ -78,10 +77,11 @@ struct CudaGraphCall::Impl {
         TORCH_CHECK(!t.defined() || !t.requires_grad(), "CudaGraphCall: outputs must not require grad");
       ++captured;
     } catch (const std::exception& e) {
+      // PyTorch leaves the CUDA generator in capture mode after a failed capture, so carrying on
+      // eagerly is not safe; fail with what went wrong.
       (void)cudaGetLastError();  // the failed capture's error must not surface at the next launch check
-      TORCH_WARN("CudaGraphCall: capture failed, running eagerly for this input signature: ", e.what());
-      g.failed = true;
-      g.outputs.clear();
+      TORCH_CHECK(false, "CudaGraphCall: could not capture the call as a CUDA graph (an op that reads on the host ",
+                  "or copies from it?); run it eagerly instead (cuda_graphs=0): ", e.what());
     }
     at::cuda::CUDAEvent done;
     done.record(side);
@@ -97,17 +97,16 @@ struct CudaGraphCall::Impl {
       std::unique_ptr<CapturedGraph>& g = graphs[Signature(inputs)];
       const bool fresh = g == nullptr;
       if (fresh) {
-        g = std::make_unique<CapturedGraph>();
-        Capture(*g, inputs);
+        auto captured_graph = std::make_unique<CapturedGraph>();
+        Capture(*captured_graph, inputs);  // throws on failure, leaving the entry empty
+        g = std::move(captured_graph);
       }
-      if (!g->failed) {
-        if (!fresh)
-          for (size_t i = 0; i < inputs.size(); ++i) g->inputs[i].copy_(inputs[i]);
-        // Capture only records the work: the first call replays too.
-        g->graph.replay();
-        ++replays;
-        return g->outputs;
-      }
+      if (!fresh)
+        for (size_t i = 0; i < inputs.size(); ++i) g->inputs[i].copy_(inputs[i]);
+      // Capture only records the work: the first call replays too.
+      g->graph.replay();
+      ++replays;
+      return g->outputs;
     }
 #endif
     return fn(inputs);

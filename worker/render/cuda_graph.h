@@ -33,7 +33,8 @@ class CudaGraphCall {
   // fn(inputs), replayed from a graph where possible. A replay's outputs are the graph's own tensors,
   // overwritten by the next call with the same signature: use them (or clone them) before that. Work
   // is ordered on the current CUDA stream like any other op. If capturing fails (an op that cannot be
-  // captured), the error is logged once and that signature runs eagerly from then on.
+  // captured), throws c10::Error saying so: PyTorch leaves its CUDA generator in capture mode after a
+  // failed capture, so falling back to eager runs in the same process would not be safe.
   std::vector<at::Tensor> operator()(const std::vector<at::Tensor>& inputs);
 
   // Graphs captured so far, and calls served by replaying one (for tests and benchmarks).
