@@ -2,7 +2,7 @@
 # On the GPU machine (device tool; carry .deps): builds the two benchmarks and psd3d-eval once (about a
 # minute on 16 cores, no tests), then, alone on the GPU: the engine kernels against their twins, bounds
 # and floors; the pipeline's step time per stage for SDS, PSD and PSD without ψ, with the step's prior
-# work eager and replayed as CUDA graphs (the preset); the model calls of one coarse step. Tables go to
+# work eager (the presets' default) and replayed as CUDA graphs; the model calls of one coarse step. Tables go to
 # $OUT (or out/). FILTER limits the engine rows (psd3d-engine-bench --filter).
 # psd3d-eval stays built in build-gpu-eval, so a follow-up call on the still-warm machine can run
 # `REBUILD=0 scripts/gpu-eval.sh ...` at once.
@@ -26,7 +26,7 @@ $B/bench/engine/psd3d-engine-bench --device=cuda --filter="${FILTER:-}" >"$out/e
 P=$B/bench/pipeline/psd3d-pipeline-bench
 $P --device=cuda "$quality" --methods=sds,psd,psd_fixed_negative --steps=20 --warmup=3 --set=all.cuda_graphs=0 \
   >"$out/pipeline-steps-eager.txt" 2>&1
-$P --device=cuda "$quality" --methods=sds,psd,psd_fixed_negative --steps=20 --warmup=3 \
+$P --device=cuda "$quality" --methods=sds,psd,psd_fixed_negative --steps=20 --warmup=3 --set=all.cuda_graphs=1 \
   >"$out/pipeline-steps-graphs.txt" 2>&1
 $P --device=cuda "$quality" --components --steps=20 --warmup=5 >"$out/components.txt" 2>&1
 echo "done at ${SECONDS}s"

@@ -65,8 +65,10 @@ struct GuidanceConfig {
   bool psi_from_ranking = false;
   // On CUDA, replay the step's prior work (the batched prior call, the ranking's rewards and ψ's
   // backward) as CUDA graphs, one per input shape (worker/render/cuda_graph.h): the tiny prior's calls
-  // are launch-bound, so a replay costs a fraction of issuing them. Off: the same ops run eagerly.
-  bool cuda_graphs = true;
+  // are launch-bound, so a replay should cost a fraction of issuing them. Off by default until a GPU
+  // run has checked it end to end (tests/guidance/guidance_gpu_test.cc) and timed it; off or on, the
+  // same function of tensors runs.
+  bool cuda_graphs = false;
 
   // DreamDPO: the reward gap under which the winner's SDS term is used alone.
   double dpo_beta = 0.0;
