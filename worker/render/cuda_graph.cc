@@ -4,7 +4,6 @@
 #include <string>
 #include <utility>
 
-#include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 
 #include "absl/strings/str_cat.h"
@@ -18,6 +17,8 @@
 #endif
 
 namespace psd3d {
+
+#ifdef PSD3D_WITH_CUDA
 namespace {
 
 // Shapes, strides, dtypes and device of the inputs: a graph replays only for inputs laid out as the ones
@@ -34,7 +35,6 @@ std::string Signature(const std::vector<at::Tensor>& inputs) {
 
 }  // namespace
 
-#ifdef PSD3D_WITH_CUDA
 struct CapturedGraph {
   at::cuda::CUDAGraph graph;
   std::vector<at::Tensor> inputs, outputs;  // the graph's own tensors
