@@ -20,6 +20,8 @@
 // which the encoding cannot assume and which pays only on the coarse levels: see hash_grid.cu).
 #include <torch/csrc/autograd/autograd.h>
 
+#include <cmath>
+
 #include "bench/engine/bench_harness.h"
 #include "bench/engine/floors.h"
 #include "worker/fields/hash_grid.h"
@@ -74,17 +76,21 @@ std::vector<bench::Row> HashGridBench(const at::Device& device) {
     return r;
   };
   // The random L2 requests of uniformly random points (floors.h), measured with this layout. Ray
-  // samples are coherent on the coarse levels (a warp's samples share cells), but on a level whose cells
-  // are at most half the sample spacing consecutive samples share no corner, and other rays' rows are
-  // unrelated: there their requests are as random as random points', so those levels' random traffic
-  // alone is a floor for the ray samples (the coherent levels add to it, uncounted).
+  // samples are coherent on the coarse levels (a warp's samples share cells) and where they are clamped
+  // to the cube's faces. But consecutive samples 1/128 apart are at least 1/(128·√3) apart along some
+  // axis, so on a level with res ≥ 2·√3·128 their cells are two or more apart and share no corner:
+  // there the samples inside the cube issue requests as scattered as random points'. That traffic
+  // alone (those levels, those samples) is a floor for the ray samples; the rest adds to it, uncounted.
   std::vector<bench::GatherLevel> levels, fine_levels;
   for (const HashGridLevel& l : layout.levels) {
     levels.push_back({l.size, l.offset});
-    if (l.resolution >= 2 * kSamplesPerUnit) fine_levels.push_back({l.size, l.offset});
+    if (static_cast<double>(l.resolution) >= 2 * std::sqrt(3.0) * kSamplesPerUnit)
+      fine_levels.push_back({l.size, l.offset});
   }
+  const int64_t inside = ((rays >= 0) & (rays <= 1)).all(1).sum().item<int64_t>();
   const bench::GatherFloorMs traffic = bench::HashGridGatherFloor(n, levels, layout.total_params, device);
-  const bench::GatherFloorMs ray_traffic = bench::HashGridGatherFloor(n, fine_levels, layout.total_params, device);
+  const bench::GatherFloorMs ray_traffic =
+      bench::HashGridGatherFloor(inside, fine_levels, layout.total_params, device);
 
   bench::Row fwd = row("hash grid fwd");
   fwd.traffic_ms = traffic.gather;

@@ -69,6 +69,7 @@ TEST(CudaGraphCallGpu, AFunctionThatReadsOnTheHostFailsClearly) {
   } catch (const c10::Error& e) {
     EXPECT_NE(std::string(e.what()).find("cuda_graphs=0"), std::string::npos) << e.what();
   }
+  EXPECT_THROW(call({x}), c10::Error);  // not retried
   EXPECT_EQ(call.graphs(), 0);
   EXPECT_EQ(call.replays(), 0);
   // The device still runs plain work.

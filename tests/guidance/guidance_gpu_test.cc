@@ -33,15 +33,28 @@ TEST(GuidanceGpu, GraphReplaysMatchEagerStepsForEveryMethod) {
   auto prior = tinyworld::TinyPrior::Load(tinyworld::DefaultPackDir(), at::kCUDA);
   auto reward = tinyworld::TinyReward::Load(tinyworld::DefaultPackDir(), "reward", at::kCUDA);
   ASSERT_TRUE(prior.ok() && reward.ok());
-  for (GuidanceMethod m : {GuidanceMethod::kSds, GuidanceMethod::kPsd, GuidanceMethod::kPsdFixedNegative,
-                           GuidanceMethod::kDreamDpo, GuidanceMethod::kRewardGradient}) {
+  struct Case {
+    const char* name;
+    GuidanceMethod method;
+    int64_t t_feedback;     // 1000: ψ learns every step (one graph); 500: about half the steps (both graphs)
+    bool psi_from_ranking;  // false: the graph's call, then the separate ψ update eagerly
+  };
+  const Case cases[] = {{"sds", GuidanceMethod::kSds, 1000, true},
+                        {"psd", GuidanceMethod::kPsd, 1000, true},
+                        {"psd, t_feedback 500", GuidanceMethod::kPsd, 500, true},
+                        {"psd, separate psi update", GuidanceMethod::kPsd, 1000, false},
+                        {"psd_fixed_negative", GuidanceMethod::kPsdFixedNegative, 1000, true},
+                        {"dreamdpo", GuidanceMethod::kDreamDpo, 1000, true},
+                        {"reward_gradient", GuidanceMethod::kRewardGradient, 1000, true}};
+  constexpr int kSteps = 6;
+  for (const Case& k : cases) {
     std::vector<StepsRun> runs;
     for (bool graphs : {false, true}) {
       GuidanceConfig c;
-      c.method = m;
-      c.t_feedback = 1000;  // ψ learns every step
+      c.method = k.method;
+      c.t_feedback = k.t_feedback;
       c.psi_lr = 0.01;
-      c.psi_from_ranking = true;
+      c.psi_from_ranking = k.psi_from_ranking;
       c.cuda_graphs = graphs;
       auto g = Guidance::Create(**prior, reward->get(), "a red sphere", c);
       ASSERT_TRUE(g.ok()) << g.status();
@@ -49,7 +62,7 @@ TEST(GuidanceGpu, GraphReplaysMatchEagerStepsForEveryMethod) {
       const CameraBatch cams = tinyworld::SampleWorldCameras(4, gen).to(at::kCUDA);
       const at::Tensor image = at::rand({4, 3, 64, 64}, gen).to(at::kCUDA);
       StepsRun run;
-      for (int step = 0; step < 4; ++step) {
+      for (int step = 0; step < kSteps; ++step) {
         at::Tensor x = image.clone().set_requires_grad(true);
         GuidanceStats st;
         (*g)->Loss(x, cams, step, gen, &st).backward();
@@ -61,15 +74,14 @@ TEST(GuidanceGpu, GraphReplaysMatchEagerStepsForEveryMethod) {
       run.psi = (*g)->negative_context().clone();
       runs.push_back(run);
     }
-    const std::string name(GuidanceMethodName(m));
-    EXPECT_EQ(runs[0].replays, 0) << name;
-    EXPECT_EQ(runs[1].replays, 4) << name;
-    for (int step = 0; step < 4; ++step) {
-      EXPECT_LT(RelErr(runs[1].image_grads[step], runs[0].image_grads[step]), 1e-4) << name << " step " << step;
+    EXPECT_EQ(runs[0].replays, 0) << k.name;
+    EXPECT_EQ(runs[1].replays, kSteps) << k.name;
+    for (int step = 0; step < kSteps; ++step) {
+      EXPECT_LT(RelErr(runs[1].image_grads[step], runs[0].image_grads[step]), 1e-4) << k.name << " step " << step;
       EXPECT_NEAR(runs[1].rewards[step], runs[0].rewards[step], 1e-4 * (1 + std::abs(runs[0].rewards[step])))
-          << name << " step " << step;
+          << k.name << " step " << step;
     }
-    EXPECT_LT(RelErr(runs[1].psi, runs[0].psi), 1e-4) << name;
+    EXPECT_LT(RelErr(runs[1].psi, runs[0].psi), 1e-4) << k.name;
   }
 }
 

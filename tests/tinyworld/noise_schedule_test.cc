@@ -43,5 +43,21 @@ TEST(NoiseSchedule, SharedTimestepMatchesPerSampleTimesteps) {
   EXPECT_THROW(s.AddNoise(x0, eps, int64_t{1000}), c10::Error);
 }
 
+// The roots tensor (how a CUDA graph takes t as data) gives the host-scalar path's bits on the CPU.
+TEST(NoiseSchedule, PredictX0FromRootsEqualsTheSharedTimestepPath) {
+  NoiseSchedule s = NoiseSchedule::Linear();
+  at::manual_seed(2);
+  for (at::ScalarType type : {at::kFloat, at::kDouble}) {
+    at::Tensor x = at::randn({2, 3, 8, 8}, type), eps = at::randn({2, 3, 8, 8}, type);
+    for (int64_t t : {0, 500, 999}) {
+      const at::Tensor roots = s.RootsAt(t);
+      ASSERT_EQ(roots.scalar_type(), at::kFloat);
+      EXPECT_FLOAT_EQ(roots[0].item<float>() * roots[0].item<float>(), s.AlphaBarAt(t));
+      EXPECT_TRUE(at::equal(NoiseSchedule::PredictX0FromRoots(x, eps, roots), s.PredictX0(x, eps, t))) << t;
+    }
+  }
+  EXPECT_THROW(NoiseSchedule::PredictX0FromRoots(at::zeros({1}), at::zeros({1}), at::zeros({3})), c10::Error);
+}
+
 }  // namespace
 }  // namespace psd3d

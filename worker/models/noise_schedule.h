@@ -30,8 +30,9 @@ struct NoiseSchedule {
   // is copied to the latents' device (such a copy makes the host wait for the GPU); same float32 math.
   at::Tensor AddNoise(const at::Tensor& x0, const at::Tensor& noise, int64_t t) const;
   at::Tensor PredictX0(const at::Tensor& x_t, const at::Tensor& eps, int64_t t) const;
-  // [√ᾱ_t, √(1−ᾱ_t)] as a float32 [2] tensor on the CPU, and x̂_0 from such a tensor (on x_t's device):
-  // the same float32 math as PredictX0(x_t, eps, t), for work that must take t as data (a CUDA graph).
+  // [√ᾱ_t, √(1−ᾱ_t)] as a float32 [2] tensor on the CPU, and x̂_0 from such a tensor (on x_t's device),
+  // for work that must take t as data (a CUDA graph). On the CPU the same bits as PredictX0(x_t, eps, t);
+  // on CUDA within rounding (a host scalar divisor is applied there as a multiply by its reciprocal).
   at::Tensor RootsAt(int64_t t) const;
   static at::Tensor PredictX0FromRoots(const at::Tensor& x_t, const at::Tensor& eps, const at::Tensor& roots);
 };

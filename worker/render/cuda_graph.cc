@@ -38,6 +38,7 @@ std::string Signature(const std::vector<at::Tensor>& inputs) {
 struct CapturedGraph {
   at::cuda::CUDAGraph graph;
   std::vector<at::Tensor> inputs, outputs;  // the graph's own tensors
+  std::string failure;                      // why capturing failed ("" once captured)
 };
 #else
 struct CapturedGraph {};
@@ -62,27 +63,29 @@ struct CudaGraphCall::Impl {
     at::cuda::CUDAEvent ready;
     ready.record(caller);
     ready.block(side);
-    try {
+    {
       c10::cuda::CUDAStreamGuard stream_guard(side);
-      for (int i = 0; i < 2; ++i) fn(g.inputs);
+      for (int i = 0; i < 2; ++i) fn(g.inputs);  // the function's own errors surface here, unchanged
       g.graph.capture_begin();
       try {
         g.outputs = fn(g.inputs);
-      } catch (...) {
-        g.graph.capture_end();  // leave capture mode before reporting
-        throw;
+      } catch (const std::exception& e) {
+        g.failure = e.what();
       }
-      g.graph.capture_end();
-      for (const at::Tensor& t : g.outputs)
-        TORCH_CHECK(!t.defined() || !t.requires_grad(), "CudaGraphCall: outputs must not require grad");
-      ++captured;
-    } catch (const std::exception& e) {
-      // PyTorch leaves the CUDA generator in capture mode after a failed capture, so carrying on
-      // eagerly is not safe; fail with what went wrong.
-      (void)cudaGetLastError();  // the failed capture's error must not surface at the next launch check
-      TORCH_CHECK(false, "CudaGraphCall: could not capture the call as a CUDA graph (an op that reads on the host ",
-                  "or copies from it?); run it eagerly instead (cuda_graphs=0): ", e.what());
+      try {
+        g.graph.capture_end();
+      } catch (const std::exception& e) {
+        if (g.failure.empty()) g.failure = e.what();
+      }
     }
+    for (const at::Tensor& t : g.outputs)
+      if (g.failure.empty() && t.defined() && t.requires_grad()) g.failure = "its outputs must not require grad";
+    if (!g.failure.empty()) {
+      (void)cudaGetLastError();  // the failed capture's error must not surface at the next launch check
+      g.outputs.clear();
+      return;
+    }
+    ++captured;
     at::cuda::CUDAEvent done;
     done.record(side);
     done.block(caller);
@@ -94,13 +97,20 @@ struct CudaGraphCall::Impl {
     bool cuda = enabled && !inputs.empty();
     for (const at::Tensor& t : inputs) cuda = cuda && t.defined() && t.is_cuda() && t.device() == inputs[0].device();
     if (cuda) {
-      std::unique_ptr<CapturedGraph>& g = graphs[Signature(inputs)];
-      const bool fresh = g == nullptr;
+      const std::string key = Signature(inputs);
+      auto it = graphs.find(key);
+      const bool fresh = it == graphs.end();
       if (fresh) {
         auto captured_graph = std::make_unique<CapturedGraph>();
-        Capture(*captured_graph, inputs);  // throws on failure, leaving the entry empty
-        g = std::move(captured_graph);
+        Capture(*captured_graph, inputs);  // the function's own errors (in warm-up) leave no entry
+        it = graphs.emplace(key, std::move(captured_graph)).first;
       }
+      CapturedGraph* g = it->second.get();
+      // A failed capture is not retried and does not fall back to eager runs: PyTorch leaves its CUDA
+      // generator (seen here: the next draw fails) and its allocator's capture pool in capture state
+      // when the capture could not end, so the process should stop using CUDA graphs.
+      TORCH_CHECK(g->failure.empty(), "CudaGraphCall: could not capture the call as a CUDA graph (an op that ",
+                  "reads on the host or copies from it?); run it eagerly instead (cuda_graphs=0): ", g->failure);
       if (!fresh)
         for (size_t i = 0; i < inputs.size(); ++i) g->inputs[i].copy_(inputs[i]);
       // Capture only records the work: the first call replays too.

@@ -32,9 +32,11 @@ class CudaGraphCall {
 
   // fn(inputs), replayed from a graph where possible. A replay's outputs are the graph's own tensors,
   // overwritten by the next call with the same signature: use them (or clone them) before that. Work
-  // is ordered on the current CUDA stream like any other op. If capturing fails (an op that cannot be
-  // captured), throws c10::Error saying so: PyTorch leaves its CUDA generator in capture mode after a
-  // failed capture, so falling back to eager runs in the same process would not be safe.
+  // is ordered on the current CUDA stream like any other op. Each graph keeps its intermediates in a
+  // memory pool of its own for the object's lifetime. If capturing fails (an op that cannot be
+  // captured), this and every later call with that signature throw c10::Error saying why: PyTorch
+  // leaves its CUDA generator and allocator in capture state after a capture that could not end, so
+  // neither a retry nor an eager fallback in the same process would be safe.
   std::vector<at::Tensor> operator()(const std::vector<at::Tensor>& inputs);
 
   // Graphs captured so far, and calls served by replaying one (for tests and benchmarks).
