@@ -2,8 +2,8 @@
 # On the GPU machine (device tool; carry .deps): builds the two benchmarks and psd3d-eval once (about a
 # minute on 16 cores, no tests), then, alone on the GPU: the engine kernels against their twins, bounds
 # and floors; the pipeline's step time per stage for SDS, PSD and PSD without ψ, with the step's prior
-# work eager (the presets' default) and replayed as CUDA graphs; the model calls of one coarse step. Tables go to
-# $OUT (or out/). FILTER limits the engine rows (psd3d-engine-bench --filter).
+# work eager (the presets' default) and replayed as CUDA graphs; the model calls of one coarse step.
+# Tables go to $OUT (or out/). FILTER limits the engine rows (psd3d-engine-bench --filter).
 # psd3d-eval stays built in build-gpu-eval, so a follow-up call on the still-warm machine can run
 # `REBUILD=0 scripts/gpu-eval.sh ...` at once.
 # BUILD_DIR reuses a configured build (e.g. gpu-engine-check.sh's build-gpu on the still-warm machine).

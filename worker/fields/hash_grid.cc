@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "worker/cuda_build.h"
 #include "worker/fields/hash_grid_cuda.h"
 
 #ifdef PSD3D_WITH_CUDA
@@ -286,12 +287,6 @@ at::Tensor HashGridEncodeTwin(const at::Tensor& x, const at::Tensor& table, cons
   return Encode(x, table, config, /*allow_kernel=*/false);
 }
 
-bool HashGridHasCudaKernel() {
-#ifdef PSD3D_WITH_CUDA
-  return true;
-#else
-  return false;
-#endif
-}
+bool HashGridHasCudaKernel() { return kBuiltWithCuda; }
 
 }  // namespace psd3d

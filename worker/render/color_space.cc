@@ -4,9 +4,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
-#include <string>
 #include <tuple>
-#include <vector>
 
 #include <c10/core/GradMode.h>
 
@@ -40,34 +38,44 @@ constexpr double kWhite[3] = {0.95047, 1.0, 1.08883};  // D65
 constexpr double kEpsilon = 216.0 / 24389.0;          // CIE's ε: where the cube root meets the line
 constexpr double kKappa = 24389.0 / 27.0;              // CIE's κ
 
-// A constant tensor of `values` (double, in `shape`) as `options`, made once per (name, device, dtype):
-// copying it from the host on every call would make the host wait for the GPU, and a CUDA graph cannot
-// capture such a copy.
-const at::Tensor& Constant(const char* name, const std::vector<double>& values, at::IntArrayRef shape,
-                           const at::TensorOptions& options) {
+// The conversions' constant tensors: linear sRGB → XYZ and back (transposed, for x·Mᵀ) and the D65
+// white point.
+enum class ColorConstant { kRgbToXyzT, kXyzToRgbT, kWhite };
+
+// A constant as `options`' device and dtype, made once per (constant, device, dtype): copying it from
+// the host on every call would make the host wait for the GPU, and a CUDA graph cannot capture such a
+// copy. The lookup allocates nothing.
+const at::Tensor& Constant(ColorConstant which, const at::TensorOptions& options) {
   static std::mutex mu;
   // Never destroyed: a device tensor must not be freed after the allocator at exit.
-  static auto* cache = new std::map<std::tuple<std::string, std::string, int>, at::Tensor>();
+  static auto* cache = new std::map<std::tuple<int, int, int, int>, at::Tensor>();
+  const at::Device device = options.device();
   std::lock_guard<std::mutex> lock(mu);
-  at::Tensor& t = (*cache)[{name, options.device().str(), static_cast<int>(c10::typeMetaToScalarType(options.dtype()))}];
+  at::Tensor& t = (*cache)[{static_cast<int>(which), static_cast<int>(device.type()), device.index(),
+                            static_cast<int>(c10::typeMetaToScalarType(options.dtype()))}];
   if (!t.defined()) {
     c10::NoGradGuard no_grad;
-    t = at::tensor(values, at::TensorOptions().dtype(at::kDouble)).view(shape).to(options);
+    const auto dbl = at::TensorOptions().dtype(at::kDouble);
+    if (which == ColorConstant::kWhite) {
+      t = at::tensor({kWhite[0], kWhite[1], kWhite[2]}, dbl).to(options);
+    } else {
+      const Mat& m = which == ColorConstant::kRgbToXyzT ? kRgbToXyz : XyzToRgb();
+      at::Tensor mt = at::empty({3, 3}, dbl);
+      auto a = mt.accessor<double, 2>();
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) a[j][i] = m[i][j];
+      t = mt.to(options);
+    }
   }
   return t;
 }
 
-// `x` [...,3] times the 3×3 matrix `m` (row i gives output component i).
-at::Tensor Mat3(const at::Tensor& x, const Mat& m, const char* name) {
-  std::vector<double> mt(9);
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j) mt[3 * j + i] = m[i][j];
-  return at::matmul(x, Constant(name, mt, {3, 3}, x.options()));
+// `x` [...,3] times a 3×3 matrix (row i of the matrix gives output component i).
+at::Tensor Mat3(const at::Tensor& x, ColorConstant transposed) {
+  return at::matmul(x, Constant(transposed, x.options()));
 }
 
-at::Tensor WhitePoint(const at::Tensor& like) {
-  return Constant("white", {kWhite[0], kWhite[1], kWhite[2]}, {3}, like.options());
-}
+at::Tensor WhitePoint(const at::Tensor& like) { return Constant(ColorConstant::kWhite, like.options()); }
 
 // CIE's f(t): cube root above ε, a line below (clamped branches keep gradients finite).
 at::Tensor LabF(const at::Tensor& t) {
@@ -101,7 +109,7 @@ at::Tensor LinearToSrgb(const at::Tensor& linear) {
 
 at::Tensor SrgbToLab(const at::Tensor& srgb, int64_t dim) {
   TORCH_CHECK(srgb.size(dim) == 3, "SrgbToLab: dimension ", dim, " must have 3 components, got ", srgb.sizes());
-  at::Tensor xyz = Mat3(SrgbToLinear(srgb.movedim(dim, -1)), kRgbToXyz, "rgb_to_xyz") / WhitePoint(srgb);
+  at::Tensor xyz = Mat3(SrgbToLinear(srgb.movedim(dim, -1)), ColorConstant::kRgbToXyzT) / WhitePoint(srgb);
   at::Tensor f = LabF(xyz);
   at::Tensor fx = f.select(-1, 0), fy = f.select(-1, 1), fz = f.select(-1, 2);
   at::Tensor lab = at::stack({116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)}, -1);
@@ -115,7 +123,7 @@ at::Tensor LabToSrgb(const at::Tensor& lab, int64_t dim) {
   at::Tensor fx = fy + v.select(-1, 1) / 500.0;
   at::Tensor fz = fy - v.select(-1, 2) / 200.0;
   at::Tensor xyz = LabFInverse(at::stack({fx, fy, fz}, -1)) * WhitePoint(lab);
-  return LinearToSrgb(Mat3(xyz, XyzToRgb(), "xyz_to_rgb")).movedim(-1, dim);
+  return LinearToSrgb(Mat3(xyz, ColorConstant::kXyzToRgbT)).movedim(-1, dim);
 }
 
 at::Tensor DeltaE76(const at::Tensor& lab_a, const at::Tensor& lab_b, int64_t dim) {

@@ -7,6 +7,7 @@
 #include <c10/util/Exception.h>
 
 #include "absl/strings/str_cat.h"
+#include "worker/cuda_build.h"
 
 #ifdef PSD3D_WITH_CUDA
 #include <ATen/cuda/CUDAEvent.h>
@@ -133,12 +134,6 @@ std::vector<at::Tensor> CudaGraphCall::operator()(const std::vector<at::Tensor>&
 int64_t CudaGraphCall::graphs() const { return impl_->captured; }
 int64_t CudaGraphCall::replays() const { return impl_->replays; }
 
-bool CudaGraphCall::Supported() {
-#ifdef PSD3D_WITH_CUDA
-  return true;
-#else
-  return false;
-#endif
-}
+bool CudaGraphCall::Supported() { return kBuiltWithCuda; }
 
 }  // namespace psd3d

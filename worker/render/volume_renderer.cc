@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "worker/cuda_build.h"
 #include "worker/render/device_copy.h"
 
 #ifdef PSD3D_WITH_CUDA
@@ -117,13 +118,7 @@ Composite CompositeTwin(const at::Tensor& sigma, const at::Tensor& delta, const 
   return c;
 }
 
-bool CompositeHasCudaKernel() {
-#ifdef PSD3D_WITH_CUDA
-  return true;
-#else
-  return false;
-#endif
-}
+bool CompositeHasCudaKernel() { return kBuiltWithCuda; }
 
 Composite CompositeRays(const at::Tensor& sigma, const at::Tensor& delta, const at::Tensor& t, const at::Tensor& rgb) {
 #ifdef PSD3D_WITH_CUDA
