@@ -24,6 +24,7 @@ double RelErr(const at::Tensor& a, const at::Tensor& b) {
 struct StepsRun {
   std::vector<at::Tensor> image_grads;
   std::vector<double> rewards;
+  std::vector<double> psi_grad_norms;  // 0 on steps without a ψ update
   at::Tensor psi;
   int replays = 0;
 };
@@ -69,6 +70,7 @@ TEST(GuidanceGpu, GraphReplaysMatchEagerStepsForEveryMethod) {
         st.Resolve();
         run.image_grads.push_back(x.grad().clone());
         run.rewards.push_back(st.reward_win + st.psi_reward + st.render_reward);
+        run.psi_grad_norms.push_back(st.psi_grad_norm);
         run.replays += st.graph_replay;
       }
       run.psi = (*g)->negative_context().clone();
@@ -80,6 +82,8 @@ TEST(GuidanceGpu, GraphReplaysMatchEagerStepsForEveryMethod) {
       EXPECT_LT(RelErr(runs[1].image_grads[step], runs[0].image_grads[step]), 1e-4) << k.name << " step " << step;
       EXPECT_NEAR(runs[1].rewards[step], runs[0].rewards[step], 1e-4 * (1 + std::abs(runs[0].rewards[step])))
           << k.name << " step " << step;
+      const double norm = runs[0].psi_grad_norms[step];
+      EXPECT_NEAR(runs[1].psi_grad_norms[step], norm, 1e-4 * norm + 1e-9) << k.name << " step " << step;
     }
     EXPECT_LT(RelErr(runs[1].psi, runs[0].psi), 1e-4) << k.name;
   }

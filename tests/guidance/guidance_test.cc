@@ -1,6 +1,8 @@
 // Guidance on test doubles with known answers: a prior whose one-step prediction is exactly
 // (mean of the context) × target, and a reward that prefers images near the target. Then SDS and PSD
 // with the shipped tiny pack on a directly optimized image.
+#include <cmath>
+
 #include <gtest/gtest.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -175,6 +177,37 @@ TEST(Guidance, PsiFollowsTheRewardOfTheWinnersPrediction) {
   EXPECT_TRUE(stats.back().psi_updated);
   EXPECT_GT(stats.back().psi_reward, stats.front().psi_reward);
   EXPECT_EQ(stats.back().prior_calls, 2);
+}
+
+// The ψ gradient's scale, not only its direction (Adam's step hides a constant factor): with κ = 0 and
+// guidance scale s, x̂₀ = m·target with m = (1 − s)·mean ψ + s, so R = −(m − 1)²/4 · mean(target²) and
+// ‖∂(−R)/∂ψ‖ = |m − 1|/2 · mean(target²) · |1 − s|/8 · √8 over ψ's 8 entries.
+TEST(Guidance, PsiGradientNormMatchesTheAnalyticGradient) {
+  const double mean_t2 = Target().pow(2).mean().item<double>();
+  for (bool from_ranking : {false, true}) {
+    FakePrior prior;
+    FakeReward reward;
+    GuidanceConfig c;
+    c.method = GuidanceMethod::kPsd;
+    c.guidance_scale = 0.5;  // m = 0.5 at ψ = 0: no clamping of the decoded image
+    c.psi_lr = 0.05;
+    c.t_feedback = 1000;
+    c.psi_from_ranking = from_ranking;
+    auto g = Guidance::Create(prior, &reward, "target", c);
+    ASSERT_TRUE(g.ok());
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+    const at::Tensor image = at::full({2, 3, kSize, kSize}, 0.5);
+    for (int step = 0; step < 4; ++step) {
+      const double m = (1 - c.guidance_scale) * (*g)->negative_context().mean().item<double>() + c.guidance_scale;
+      GuidanceStats st;
+      (*g)->Loss(image, Cams(2), step, gen, &st);
+      st.Resolve();
+      ASSERT_TRUE(st.psi_updated);
+      const double expected = std::abs(m - 1) / 2 * mean_t2 * std::abs(1 - c.guidance_scale) / 8 * std::sqrt(8.0);
+      EXPECT_NEAR(st.psi_grad_norm, expected, 1e-4 * expected) << from_ranking << " step " << step;
+      EXPECT_NEAR(st.psi_reward, -(m - 1) * (m - 1) / 4 * mean_t2, 1e-6) << from_ranking << " step " << step;
+    }
+  }
 }
 
 TEST(Guidance, PsiFromTheRankingForwardIsTheSameUpdateWithOnePriorCall) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
+#include <utility>
 
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -100,23 +102,26 @@ struct Guidance::Impl {
     return {z_t, t, roots, psi, c.c2w, c.w2c, c.proj, c.mvp, c.position, c.elevation, c.azimuth, c.distance, c.fovy};
   }
 
-  void AdamOnPsi(const at::Tensor& grad_psi) {
+  // One Adam step on ψ; returns ‖grad_psi‖₂ (on the device) for the step's statistics.
+  at::Tensor AdamOnPsi(const at::Tensor& grad_psi) {
     c10::NoGradGuard no_grad;
-    adam->Step({grad_psi.nan_to_num(0, 0, 0)});
+    at::Tensor g = grad_psi.nan_to_num(0, 0, 0);
+    adam->Step({g});
+    return g.norm();
   }
 
   // ψ ← Adam step on −mean R(x̂₀(z_tʷ; ψ)) (Proposition 1) with a forward of its own on the winner's
   // noised latents z_w and text prediction eps_y_w; the text branch is held fixed. Returns that mean
-  // reward, detached.
-  at::Tensor UpdatePsi(const at::Tensor& z_w, const at::Tensor& t, const at::Tensor& roots, const at::Tensor& eps_y_w,
+  // reward, detached, and the gradient's norm.
+  std::pair<at::Tensor, at::Tensor> UpdatePsi(const at::Tensor& z_w, const at::Tensor& t, const at::Tensor& roots, const at::Tensor& eps_y_w,
                        const CameraBatch& cams) {
     c10::AutoGradMode grad(true);
     at::Tensor psi_var = psi.detach().clone().set_requires_grad(true);
     at::Tensor eps_neg = prior.PredictNoise(z_w.detach(), t, psi_var.expand({z_w.size(0), -1, -1}), cams);
     at::Tensor eps = eps_neg + config.guidance_scale * (eps_y_w.detach() - eps_neg);
     at::Tensor r = reward->Score(OneStepImages(z_w.detach(), eps, roots), reward_text).mean();
-    AdamOnPsi(torch::autograd::grad({-r}, {psi_var})[0]);
-    return r.detach();
+    at::Tensor norm = AdamOnPsi(torch::autograd::grad({-r}, {psi_var})[0]);
+    return {r.detach(), norm};
   }
 
   // The core as CUDA graphs on the GPU (cuda_graphs), eagerly elsewhere.
@@ -236,18 +241,20 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
         pref_mean = sc.mean();
       }
       // ψ follows the reward of the winner's one-step prediction (Proposition 1).
-      at::Tensor psi_reward = r_w.new_zeros({});
+      at::Tensor psi_reward = r_w.new_zeros({}), psi_grad_norm = r_w.new_zeros({});
       if (psi_in_ranking) {
-        s.AdamOnPsi(core[3]);
+        psi_grad_norm = s.AdamOnPsi(core[3]);
         psi_reward = core[4];
         st.psi_updated = true;
       } else if (update_psi) {
-        psi_reward = s.UpdatePsi(pick(z_t, true), t.narrow(0, 0, b), roots, pick(eps_text, true), cameras);
+        std::tie(psi_reward, psi_grad_norm) =
+            s.UpdatePsi(pick(z_t, true), t.narrow(0, 0, b), roots, pick(eps_text, true), cameras);
         st.psi_updated = true;
         st.prior_calls = 2;
       }
       // Read back with the step's loss (GuidanceStats::pending).
-      st.pending = at::stack({r_w.mean(), r_l.mean(), pref_mean.to(r_w.scalar_type()), psi_reward.to(r_w.scalar_type()),
+      const auto type = r_w.scalar_type();
+      st.pending = at::stack({r_w.mean(), r_l.mean(), pref_mean.to(type), psi_reward.to(type), psi_grad_norm.to(type),
                               r_w.new_zeros({})});
     }
     grad = grad.nan_to_num(0, 0, 0);
@@ -257,7 +264,7 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
   at::Tensor loss = 0.5 * (z - target).pow(2).sum() / static_cast<double>(b);
   if (c.method == GuidanceMethod::kRewardGradient) {
     at::Tensor r = s.reward->Score(images, s.reward_text).mean();
-    st.pending = at::cat({r.new_zeros({4}), r.detach().reshape({1})});
+    st.pending = at::cat({r.new_zeros({5}), r.detach().reshape({1})});
     loss = loss - c.reward_weight * r;
   }
   return loss;
@@ -268,14 +275,15 @@ void GuidanceStats::Resolve() {
 }
 
 void GuidanceStats::Resolve(const at::Tensor& host) {
-  TORCH_CHECK(host.numel() == 5, "GuidanceStats::Resolve: 5 values expected, got ", host.numel());
+  TORCH_CHECK(host.numel() == 6, "GuidanceStats::Resolve: 6 values expected, got ", host.numel());
   const at::Tensor v = host.to(at::kDouble).contiguous();
   const double* p = v.data_ptr<double>();
   reward_win = p[0];
   reward_lose = p[1];
   pref_weight = p[2];
   psi_reward = p[3];
-  render_reward = p[4];
+  psi_grad_norm = p[4];
+  render_reward = p[5];
   pending = at::Tensor();
 }
 

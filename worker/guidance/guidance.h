@@ -86,13 +86,15 @@ struct GuidanceStats {
   double render_reward = 0;                // reward of the renders (reward-gradient method)
   bool psi_updated = false;
   double psi_reward = 0;  // reward of the ψ-update's one-step prediction
+  double psi_grad_norm = 0;  // ‖∂(−psi_reward)/∂ψ‖₂ before Adam (0 without a ψ update): a vanishing or
+                             // exploding ψ signal shows here first
   int64_t prior_calls = 0;  // PredictNoise calls this step (1, or 2 with a separate ψ update)
   bool graph_replay = false;  // the step's prior work was replayed from a CUDA graph (cuda_graphs)
 
   // The rewards and weights above stay on the device until the step reads them back with its loss
   // (one copy per step: a read in mid-step would make the host wait for the GPU). `pending` holds
-  // [reward_win, reward_lose, pref_weight, psi_reward, render_reward] (undefined for SDS); Resolve()
-  // copies it into the fields, or Resolve(host) takes the five values already copied.
+  // [reward_win, reward_lose, pref_weight, psi_reward, psi_grad_norm, render_reward] (undefined for
+  // SDS); Resolve() copies it into the fields, or Resolve(host) takes the six values already copied.
   at::Tensor pending;
   void Resolve();
   void Resolve(const at::Tensor& host);
