@@ -160,6 +160,41 @@ TEST(Guidance, PsdBatchesEveryPriorCallAndPrefersTheWinner) {
   }
 }
 
+// pref_t_max: above it the step is the winner's SDS term alone (weight 0), at or below it the term
+// is used; the same draws with pref_t_max = 1 give the full term on every step.
+TEST(Guidance, PreferenceTermOnlyAtOrBelowPrefTMax) {
+  FakeReward reward;
+  std::vector<std::vector<GuidanceStats>> runs;
+  for (double pref_t_max : {1.0, 0.5}) {
+    FakePrior prior(/*kappa=*/0.3);
+    GuidanceConfig c;
+    c.method = GuidanceMethod::kPsdFixedNegative;
+    c.guidance_scale = 1.0;
+    c.pref_scale = PreferenceScale::kOne;
+    c.pref_t_max = pref_t_max;
+    auto g = Guidance::Create(prior, &reward, "target", c);
+    ASSERT_TRUE(g.ok());
+    at::Tensor image = at::full({2, 3, kSize, kSize}, 0.5);
+    runs.emplace_back();
+    Optimize(**g, image, 30, 0.0, 8, &runs.back());  // images frozen: the same t draws in both runs
+  }
+  const int64_t limit = std::llround(0.5 * NoiseSchedule::Linear().num_steps());
+  int above = 0, below = 0;
+  for (size_t i = 0; i < runs[0].size(); ++i) {
+    ASSERT_EQ(runs[0][i].t, runs[1][i].t);
+    EXPECT_EQ(runs[0][i].pref_weight, 1.0);
+    const bool on = runs[1][i].t <= limit;
+    EXPECT_EQ(runs[1][i].pref_weight, on ? 1.0 : 0.0) << "t " << runs[1][i].t;
+    (on ? below : above)++;
+  }
+  EXPECT_GT(above, 0);
+  EXPECT_GT(below, 0);
+  FakePrior prior;
+  GuidanceConfig bad;
+  bad.pref_t_max = 0;
+  EXPECT_EQ(Guidance::Create(prior, &reward, "target", bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(Guidance, PsiFollowsTheRewardOfTheWinnersPrediction) {
   FakePrior prior;
   FakeReward reward;

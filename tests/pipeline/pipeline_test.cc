@@ -195,6 +195,14 @@ TEST_F(PipelineTest, PresetsOverridesAndSettingsValidate) {
   EXPECT_FALSE(c.coarse.guidance.psi_from_ranking);
   EXPECT_TRUE(SetConfigValue("all.per_view_winner=1", &c).ok());
   EXPECT_TRUE(c.coarse.guidance.per_view_winner && c.texture.guidance.per_view_winner);
+  EXPECT_TRUE(SetConfigValue("all.loser_uses_cfg=0", &c).ok());
+  EXPECT_FALSE(c.coarse.guidance.loser_uses_cfg || c.texture.guidance.loser_uses_cfg);
+  EXPECT_TRUE(SetConfigValue("coarse.pref_t_max=0.5", &c).ok());
+  EXPECT_EQ(c.coarse.guidance.pref_t_max, 0.5);
+  EXPECT_EQ(c.geometry.guidance.pref_t_max, 1.0);
+  EXPECT_TRUE(SetConfigValue("all.pref_scale=clip", &c).ok());
+  EXPECT_EQ(c.texture.guidance.pref_scale, PreferenceScale::kClip);
+  EXPECT_FALSE(SetConfigValue("all.pref_scale=sigmoid", &c).ok());
   EXPECT_EQ(PresetConfig(Quality::kDraft, GuidanceMethod::kPsd).geometry.init_softness, 2.0);
   EXPECT_EQ(PresetConfig(Quality::kStandard, GuidanceMethod::kPsd).geometry.init_softness, 0.0);
   EXPECT_TRUE(SetConfigValue("geometry.init_softness=0", &c).ok());

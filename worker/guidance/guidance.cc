@@ -138,8 +138,10 @@ absl::StatusOr<std::unique_ptr<Guidance>> Guidance::Create(DiffusionPrior& prior
   if (NeedsReward(config.method) && reward == nullptr)
     return absl::InvalidArgumentError(
         absl::StrCat("guidance ", GuidanceMethodName(config.method), " needs a reward model"));
-  if (!(config.guidance_scale >= 0) || !(config.tau > 0) || config.psi_every < 1 || !(config.psi_lr >= 0))
-    return absl::InvalidArgumentError("guidance: guidance_scale ≥ 0, tau > 0, psi_every ≥ 1 and psi_lr ≥ 0 required");
+  if (!(config.guidance_scale >= 0) || !(config.tau > 0) || config.psi_every < 1 || !(config.psi_lr >= 0) ||
+      !(config.pref_t_max > 0 && config.pref_t_max <= 1))
+    return absl::InvalidArgumentError(
+        "guidance: guidance_scale ≥ 0, tau > 0, psi_every ≥ 1, psi_lr ≥ 0 and 0 < pref_t_max ≤ 1 required");
   auto impl = std::make_unique<Impl>(prior, reward, config);
   absl::StatusOr<at::Tensor> text = prior.EncodePrompt(prompt);
   if (!text.ok()) return text.status();
@@ -236,7 +238,8 @@ at::Tensor Guidance::Loss(const at::Tensor& images, const CameraBatch& cameras, 
           case PreferenceScale::kClip: sc = (gap / c.tau).clamp(0, 1); break;
           case PreferenceScale::kTanh: sc = at::tanh(gap / c.tau); break;
         }
-        sc = c.lambda_pref * sc * (gap >= c.pref_gate).to(sc.scalar_type());
+        const double pref_on = t_int <= std::llround(c.pref_t_max * steps) ? 1.0 : 0.0;
+        sc = (c.lambda_pref * pref_on) * sc * (gap >= c.pref_gate).to(sc.scalar_type());
         grad = w * (base + PerView(sc) * (base - loser));
         pref_mean = sc.mean();
       }

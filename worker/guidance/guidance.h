@@ -49,6 +49,10 @@ struct GuidanceConfig {
   double pref_gate = 0.0;       // drop the preference term when Δr < pref_gate
   bool per_view_winner = false; // false: winner by the mean reward over the views (one object)
   bool loser_uses_cfg = true;   // false: the loser's text-only prediction
+  // The preference term only at t ≤ pref_t_max (a fraction of the schedule); above it the step is the
+  // winner's SDS term alone. 1 (default): at every t. At large t the one-step predictions are blurry,
+  // and the tiny world's rewards prefer the darker of two blurry objects (docs/results.md).
+  double pref_t_max = 1.0;
   // ψ (PSD only): Adam with lr psi_lr every psi_every steps once step ≥ psi_warmup, when t ≤ t_feedback.
   double psi_lr = 1e-3;
   int64_t psi_every = 1;

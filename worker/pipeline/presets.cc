@@ -154,6 +154,13 @@ absl::Status SetGuidance(absl::string_view field, absl::string_view value, doubl
     *target = ScalarSchedule::Constant(v);
     return absl::OkStatus();
   }
+  if (field == "pref_scale") {
+    if (value == "one") g->pref_scale = PreferenceScale::kOne;
+    else if (value == "clip") g->pref_scale = PreferenceScale::kClip;
+    else if (value == "tanh") g->pref_scale = PreferenceScale::kTanh;
+    else return absl::InvalidArgumentError(absl::StrCat("'", value, "' is not one, clip or tanh"));
+    return absl::OkStatus();
+  }
   if (!numeric) return absl::InvalidArgumentError(absl::StrCat("'", value, "' is not a number"));
   if (field == "guidance_scale") g->guidance_scale = v;
   else if (field == "lambda_pref") g->lambda_pref = v;
@@ -165,6 +172,8 @@ absl::Status SetGuidance(absl::string_view field, absl::string_view value, doubl
   else if (field == "t_feedback") g->t_feedback = static_cast<int64_t>(v);
   else if (field == "psi_from_ranking") g->psi_from_ranking = v != 0;
   else if (field == "per_view_winner") g->per_view_winner = v != 0;
+  else if (field == "loser_uses_cfg") g->loser_uses_cfg = v != 0;
+  else if (field == "pref_t_max") g->pref_t_max = v;
   else if (field == "cuda_graphs") g->cuda_graphs = v != 0;
   else if (field == "dpo_beta") g->dpo_beta = v;
   else if (field == "reward_weight") g->reward_weight = v;

@@ -40,8 +40,9 @@ absl::Status ApplyStageOverride(PipelineStage stage, const StageOverride& o, Pip
 // normal_consistency_weight, laplacian_weight, blob_scale, blob_std, grid_levels, grid_base_resolution,
 // grid_per_level_scale, grid_log2_table_size (coarse: the hash grid every stage's field keeps), and the
 // guidance's guidance_scale, t_min, t_max (a number, or "start:end" annealed over the stage),
-// lambda_pref, tau, pref_gate, psi_lr, psi_every, psi_warmup, t_feedback, psi_from_ranking,
-// per_view_winner and cuda_graphs (0 or 1), dpo_beta, reward_weight, grad_clamp; or "export.texture_size=<n>".
+// lambda_pref, tau, pref_gate, pref_t_max, pref_scale (one, clip or tanh), psi_lr, psi_every, psi_warmup,
+// t_feedback, psi_from_ranking, per_view_winner, loser_uses_cfg and cuda_graphs (0 or 1), dpo_beta,
+// reward_weight, grad_clamp; or "export.texture_size=<n>".
 // INVALID_ARGUMENT names an unknown key or a value that does not parse or validate.
 absl::Status SetConfigValue(absl::string_view setting, PipelineConfig* config);
 
