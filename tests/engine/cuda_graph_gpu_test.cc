@@ -53,8 +53,8 @@ TEST(CudaGraphCallGpu, ReplaysMatchEagerRunsWithFreshInputs) {
   EXPECT_EQ(call.replays(), 6);
 }
 
-// A failed capture leaves PyTorch's CUDA generator in capture mode, so this test draws nothing after it
-// (gtest_discover_tests runs every test in a process of its own).
+// A failed capture leaves PyTorch's CUDA generator in capture mode unless CudaGraphCall resets it: the
+// test draws on the device afterwards.
 TEST(CudaGraphCallGpu, AFunctionThatReadsOnTheHostFailsClearly) {
   SKIP_WITHOUT_CUDA();
   auto o = at::TensorOptions().device(at::kCUDA);
@@ -72,8 +72,9 @@ TEST(CudaGraphCallGpu, AFunctionThatReadsOnTheHostFailsClearly) {
   EXPECT_THROW(call({x}), c10::Error);  // not retried
   EXPECT_EQ(call.graphs(), 0);
   EXPECT_EQ(call.replays(), 0);
-  // The device still runs plain work.
+  // The device still runs plain work, random draws included.
   EXPECT_TRUE(at::equal((at::ones({4}, o) * 2).cpu(), at::full({4}, 2.0)));
+  EXPECT_NO_THROW(at::rand({8}, o).sum().item<float>());
 }
 
 TEST(CudaGraphCallGpu, DisabledRunsEagerly) {

@@ -195,6 +195,11 @@ TEST_F(PipelineTest, PresetsOverridesAndSettingsValidate) {
   EXPECT_FALSE(c.coarse.guidance.psi_from_ranking);
   EXPECT_TRUE(SetConfigValue("all.per_view_winner=1", &c).ok());
   EXPECT_TRUE(c.coarse.guidance.per_view_winner && c.texture.guidance.per_view_winner);
+  // CUDA graphs: on by default (the GPU presets replay the step's prior work); settable per stage.
+  EXPECT_TRUE(PresetConfig(Quality::kStandard, GuidanceMethod::kPsd).coarse.guidance.cuda_graphs);
+  EXPECT_TRUE(SetConfigValue("texture.cuda_graphs=0", &c).ok());
+  EXPECT_FALSE(c.texture.guidance.cuda_graphs);
+  EXPECT_TRUE(c.geometry.guidance.cuda_graphs);
   EXPECT_TRUE(SetConfigValue("all.loser_uses_cfg=0", &c).ok());
   EXPECT_FALSE(c.coarse.guidance.loser_uses_cfg || c.texture.guidance.loser_uses_cfg);
   EXPECT_TRUE(SetConfigValue("coarse.pref_t_max=0.5", &c).ok());

@@ -1,6 +1,7 @@
 #include "worker/render/cuda_graph.h"
 
 #include <map>
+#include <mutex>
 #include <string>
 #include <utility>
 
@@ -11,7 +12,9 @@
 
 #ifdef PSD3D_WITH_CUDA
 #include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <torch/version.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
@@ -32,6 +35,23 @@ std::string Signature(const std::vector<at::Tensor>& inputs) {
     absl::StrAppend(&key, "]");
   }
   return key;
+}
+
+// A capture that cannot end (cudaStreamEndCapture fails) leaves the device's default generator in capture
+// mode: PyTorch ends that mode only after a successful end, so every later random draw on the device
+// would fail ("Offset increment outside graph capture"). Give the generator a fresh state with the same
+// seed and offset, so the process stays usable (graphsafe_set_state: LibTorch 2.4 and later).
+void ResetGeneratorAfterFailedCapture(c10::DeviceIndex device) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::Generator gen = at::cuda::detail::getDefaultCUDAGenerator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  at::Generator fresh = at::make_generator<at::CUDAGeneratorImpl>(device);
+  fresh.set_current_seed(gen.current_seed());
+  fresh.set_offset(gen.get_offset());
+  gen.graphsafe_set_state(fresh);
+#else
+  (void)device;
+#endif
 }
 
 }  // namespace
@@ -83,6 +103,7 @@ struct CudaGraphCall::Impl {
       if (g.failure.empty() && t.defined() && t.requires_grad()) g.failure = "its outputs must not require grad";
     if (!g.failure.empty()) {
       (void)cudaGetLastError();  // the failed capture's error must not surface at the next launch check
+      ResetGeneratorAfterFailedCapture(device.index());
       g.outputs.clear();
       return;
     }
@@ -107,9 +128,9 @@ struct CudaGraphCall::Impl {
         it = graphs.emplace(key, std::move(captured_graph)).first;
       }
       CapturedGraph* g = it->second.get();
-      // A failed capture is not retried and does not fall back to eager runs: PyTorch leaves its CUDA
-      // generator (seen here: the next draw fails) and its allocator's capture pool in capture state
-      // when the capture could not end, so the process should stop using CUDA graphs.
+      // A failed capture is not retried and does not fall back to eager runs: PyTorch leaves its
+      // allocator's capture pool in capture state when the capture could not end (the generator is
+      // reset above), so the process should stop using CUDA graphs.
       TORCH_CHECK(g->failure.empty(), "CudaGraphCall: could not capture the call as a CUDA graph (an op that ",
                   "reads on the host or copies from it?); run it eagerly instead (cuda_graphs=0): ", g->failure);
       if (!fresh)
