@@ -113,8 +113,8 @@ struct Guidance::Impl {
   // ψ ← Adam step on −mean R(x̂₀(z_tʷ; ψ)) (Proposition 1) with a forward of its own on the winner's
   // noised latents z_w and text prediction eps_y_w; the text branch is held fixed. Returns that mean
   // reward, detached, and the gradient's norm.
-  std::pair<at::Tensor, at::Tensor> UpdatePsi(const at::Tensor& z_w, const at::Tensor& t, const at::Tensor& roots, const at::Tensor& eps_y_w,
-                       const CameraBatch& cams) {
+  std::pair<at::Tensor, at::Tensor> UpdatePsi(const at::Tensor& z_w, const at::Tensor& t, const at::Tensor& roots,
+                                              const at::Tensor& eps_y_w, const CameraBatch& cams) {
     c10::AutoGradMode grad(true);
     at::Tensor psi_var = psi.detach().clone().set_requires_grad(true);
     at::Tensor eps_neg = prior.PredictNoise(z_w.detach(), t, psi_var.expand({z_w.size(0), -1, -1}), cams);
