@@ -17,6 +17,7 @@ namespace psd3d {
 namespace {
 
 constexpr absl::string_view kMethodNames[] = {"sds", "psd", "psd_fixed_negative", "dreamdpo", "reward_gradient"};
+constexpr absl::string_view kScaleNames[] = {"one", "clip", "tanh"};
 
 bool NeedsReward(GuidanceMethod m) { return m != GuidanceMethod::kSds; }
 bool TwoNoises(GuidanceMethod m) {
@@ -35,6 +36,12 @@ absl::StatusOr<GuidanceMethod> ParseGuidanceMethod(absl::string_view name) {
     if (name == kMethodNames[i]) return static_cast<GuidanceMethod>(i);
   return absl::InvalidArgumentError(absl::StrCat("unknown guidance method '", name,
                                                  "' (sds, psd, psd_fixed_negative, dreamdpo, reward_gradient)"));
+}
+
+absl::StatusOr<PreferenceScale> ParsePreferenceScale(absl::string_view name) {
+  for (int i = 0; i < 3; ++i)
+    if (name == kScaleNames[i]) return static_cast<PreferenceScale>(i);
+  return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not one, clip or tanh"));
 }
 
 struct Guidance::Impl {

@@ -33,6 +33,7 @@ absl::StatusOr<GuidanceMethod> ParseGuidanceMethod(absl::string_view name);
 
 // s(Δr) of the preference term.
 enum class PreferenceScale { kOne, kClip, kTanh };  // 1 | clip(Δr/τ, 0, 1) | tanh(Δr/τ)
+absl::StatusOr<PreferenceScale> ParsePreferenceScale(absl::string_view name);  // "one", "clip" or "tanh"
 
 struct GuidanceConfig {
   GuidanceMethod method = GuidanceMethod::kPsd;

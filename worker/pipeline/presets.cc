@@ -155,10 +155,9 @@ absl::Status SetGuidance(absl::string_view field, absl::string_view value, doubl
     return absl::OkStatus();
   }
   if (field == "pref_scale") {
-    if (value == "one") g->pref_scale = PreferenceScale::kOne;
-    else if (value == "clip") g->pref_scale = PreferenceScale::kClip;
-    else if (value == "tanh") g->pref_scale = PreferenceScale::kTanh;
-    else return absl::InvalidArgumentError(absl::StrCat("'", value, "' is not one, clip or tanh"));
+    absl::StatusOr<PreferenceScale> scale = ParsePreferenceScale(value);
+    if (!scale.ok()) return scale.status();
+    g->pref_scale = *scale;
     return absl::OkStatus();
   }
   if (!numeric) return absl::InvalidArgumentError(absl::StrCat("'", value, "' is not a number"));

@@ -34,9 +34,9 @@ class CudaGraphCall {
   // overwritten by the next call with the same signature: use them (or clone them) before that. Work
   // is ordered on the current CUDA stream like any other op. Each graph keeps its intermediates in a
   // memory pool of its own for the object's lifetime. If capturing fails (an op that cannot be
-  // captured), this and every later call with that signature throw c10::Error saying why: PyTorch
-  // leaves its CUDA generator and allocator in capture state after a capture that could not end, so
-  // neither a retry nor an eager fallback in the same process would be safe.
+  // captured), this and every later call with that signature throw c10::Error saying why. PyTorch
+  // leaves its allocator (and its CUDA generator, which this class resets) in capture state after a
+  // capture that could not end, so neither a retry nor an eager fallback in the same process is safe.
   std::vector<at::Tensor> operator()(const std::vector<at::Tensor>& inputs);
 
   // Graphs captured so far, and calls served by replaying one (for tests and benchmarks).
