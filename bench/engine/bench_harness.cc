@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <iterator>
 #include <map>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -89,20 +91,27 @@ int main(int argc, char** argv) {
       "device %s, measured copy bandwidth %.0f GB/s; floors: kernel launch %.4f ms, device->host round trip "
       "%.4f ms, autograd backward pass of a 1-element op %.4f ms\n\n",
       dev.c_str(), bw / 1e9, floors.launch_ms, floors.sync_ms, floors.pass_ms);
-  std::printf("%-30s %-26s %10s %8s %10s %9s %14s %10s %9s %10s %8s\n", "kernel", "work", "kernel ms", "host ms",
-              "twin ms", "speed-up", "throughput", "bound ms", "x bound", "floor ms", "x floor");
+  std::printf("%-30s %-26s %10s %8s %10s %9s %14s %10s %9s %10s %8s  %s\n", "kernel", "work", "kernel ms", "host ms",
+              "twin ms", "speed-up", "throughput", "bound ms", "x bound", "floor ms", "x floor", "floor is");
   for (const auto& [name, fn] : Registry()) {
     if (!absl::StrContains(name, absl::GetFlag(FLAGS_filter))) continue;
     for (const Row& r : fn(device)) {
       const double bound_ms = r.min_bytes / bw * 1e3;
       // Each term alone is a lower bound on the op's time, so their maximum is one too.
-      const double floor_ms = std::max({bound_ms, r.traffic_ms, r.launches * floors.launch_ms,
-                                        r.host_syncs * floors.sync_ms, r.passes * floors.pass_ms});
+      const std::pair<double, const char*> terms[] = {{bound_ms, "bytes"},
+                                                      {r.traffic_ms, "gathers"},
+                                                      {r.launches * floors.launch_ms, "launches"},
+                                                      {r.host_syncs * floors.sync_ms, "round trips"},
+                                                      {r.passes * floors.pass_ms, "backward pass"},
+                                                      {r.op_ms, "autograd op"}};
+      const auto& [floor_ms, floor_is] = *std::max_element(
+          std::begin(terms), std::end(terms), [](const auto& a, const auto& b) { return a.first < b.first; });
       char tput[32] = "";
       if (r.items > 0) std::snprintf(tput, sizeof(tput), "%.3g %s/s", r.items / (r.kernel_ms * 1e-3), r.item_unit.c_str());
-      std::printf("%-30s %-26s %10.3f %8.3f %10.3f %8.1fx %14s %10.4f %8.1fx %10.4f %7.1fx\n", r.name.c_str(),
+      std::printf("%-30s %-26s %10.3f %8.3f %10.3f %8.1fx %14s %10.4f %8.1fx %10.4f %7.1fx  %s\n", r.name.c_str(),
                   r.work.c_str(), r.kernel_ms, r.kernel_host_ms, r.twin_ms, r.twin_ms / r.kernel_ms, tput, bound_ms,
-                  bound_ms > 0 ? r.kernel_ms / bound_ms : 0.0, floor_ms, floor_ms > 0 ? r.kernel_ms / floor_ms : 0.0);
+                  bound_ms > 0 ? r.kernel_ms / bound_ms : 0.0, floor_ms, floor_ms > 0 ? r.kernel_ms / floor_ms : 0.0,
+                  floor_is);
     }
   }
   return 0;

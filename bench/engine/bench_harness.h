@@ -29,6 +29,9 @@ struct Row {
   int host_syncs = 0;
   int passes = 0;
   double traffic_ms = 0;
+  // Time per call of an autograd op with the same inputs, outputs and launches that does no work
+  // (floors.h, AutogradOpFloorMs): what the framework charges for a differentiable op's contract.
+  double op_ms = 0;
 };
 
 // Median wall time per call in ms of `fn` after `warmup` calls: batches of calls run back to back

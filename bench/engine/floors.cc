@@ -1,6 +1,7 @@
 #include "bench/engine/floors.h"
 
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include "bench/engine/bench_harness.h"
 #include "bench/engine/floors_cuda.h"
@@ -64,6 +65,105 @@ GatherFloorMs HashGridGatherFloor(int64_t points, const std::vector<GatherLevel>
   TORCH_CHECK(error == nullptr, "scatter floor: ", error);
 #else
   (void)points, (void)levels, (void)table_rows, (void)device;
+#endif
+  return ms;
+}
+
+#ifdef PSD3D_WITH_CUDA
+namespace {
+
+// The no-work op of AutogradOpFloorMs.
+class NullOp : public torch::autograd::Function<NullOp> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a,
+                                                const at::Tensor& b, const OpContract* contract) {
+    const at::Tensor scratch = at::empty({contract->scratch_bytes}, a.options().dtype(at::kByte));
+    const char* error = LaunchEmptyKernels(contract->forward_launches, at::cuda::getCurrentCUDAStream());
+    TORCH_CHECK(error == nullptr, "autograd op floor: ", error);
+    torch::autograd::variable_list out;
+    for (const at::Tensor& t : contract->outputs) out.push_back(at::empty_like(t));
+    ctx->save_for_backward({a, b, scratch, out.front()});
+    ctx->saved_data["contract"] = reinterpret_cast<int64_t>(contract);
+    for (int k = 0; k < contract->non_differentiable; ++k) ctx->mark_non_differentiable({out[k]});
+    ctx->set_materialize_grads(false);
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list) {
+    const auto saved = ctx->get_saved_variables();
+    const auto* contract = reinterpret_cast<const OpContract*>(ctx->saved_data["contract"].toInt());
+    const at::Tensor& a = saved[0];
+    const at::Tensor& b = saved[1];
+    const at::Tensor buffer = at::zeros({contract->grad_buffer_floats}, a.options());
+    const char* error = LaunchEmptyKernels(contract->backward_launches, at::cuda::getCurrentCUDAStream());
+    TORCH_CHECK(error == nullptr, "autograd op floor: ", error);
+    return {buffer.narrow(0, 0, a.numel()).view(a.sizes()), buffer.narrow(0, a.numel(), b.numel()).view(b.sizes()),
+            at::Tensor()};
+  }
+};
+
+}  // namespace
+#endif
+
+double AutogradOpFloorMs(const OpContract& contract, int calls) {
+  double ms = 0;
+#ifdef PSD3D_WITH_CUDA
+  if (!contract.input_a.is_cuda()) return ms;
+  TORCH_CHECK(contract.grad_buffer_floats >= contract.input_a.numel() + contract.input_b.numel(),
+              "autograd op floor: the gradient buffer must hold both inputs' gradients");
+  std::vector<at::Tensor> a, b;
+  for (int k = 0; k < calls; ++k) {
+    a.push_back(contract.input_a.detach().clone().requires_grad_(true));
+    b.push_back(contract.input_b.detach().clone().requires_grad_(true));
+  }
+  std::vector<at::Tensor> upstream;
+  for (const int o : contract.upstream) upstream.push_back(at::ones_like(contract.outputs[o]));
+  ms = TimeMs(
+           [&] {
+             std::vector<at::Tensor> outputs, grads, inputs;
+             for (int k = 0; k < calls; ++k) {
+               const auto out = NullOp::apply(a[k], b[k], &contract);
+               for (size_t u = 0; u < contract.upstream.size(); ++u) {
+                 outputs.push_back(out[contract.upstream[u]]);
+                 grads.push_back(upstream[u]);
+               }
+               inputs.insert(inputs.end(), {a[k], b[k]});
+             }
+             torch::autograd::grad(outputs, inputs, grads);
+           },
+           contract.input_a.device()) /
+       calls;
+#else
+  (void)contract, (void)calls;
+#endif
+  return ms;
+}
+
+double FragmentGatherFloorMs(const at::Tensor& clip, const at::Tensor& faces, const at::Tensor& ids,
+                             const at::Tensor& attr) {
+  double ms = 0;
+#ifdef PSD3D_WITH_CUDA
+  if (!clip.is_cuda()) return ms;
+  TORCH_CHECK(clip.size(0) == 1 && ids.size(0) == 1 && attr.size(0) == 1, "fragment gather floor: one image");
+  const at::Tensor c = clip.to(at::kFloat).contiguous().clone(), f = faces.to(at::kLong).contiguous();
+  const at::Tensor a = attr.to(at::kFloat).contiguous(), id = ids.to(at::kLong).contiguous();
+  const int64_t pixels = id.numel(), channels = a.size(2);
+  const auto o = c.options();
+  at::Tensor bary = at::empty({pixels, 3}, o), depth = at::empty({pixels}, o), mask = at::empty({pixels}, o);
+  at::Tensor out = at::empty({pixels, channels}, o);
+  const char* error = nullptr;
+  ms = TimeMs(
+      [&] {
+        error = LaunchFragmentGatherFloor(pixels, id.data_ptr<int64_t>(), f.data_ptr<int64_t>(), c.data_ptr<float>(),
+                                          a.data_ptr<float>(), static_cast<int>(channels), bary.data_ptr<float>(),
+                                          depth.data_ptr<float>(), mask.data_ptr<float>(), out.data_ptr<float>(),
+                                          at::cuda::getCurrentCUDAStream());
+      },
+      clip.device());
+  TORCH_CHECK(error == nullptr, "fragment gather floor: ", error);
+#else
+  (void)clip, (void)faces, (void)ids, (void)attr;
 #endif
   return ms;
 }

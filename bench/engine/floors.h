@@ -40,4 +40,33 @@ struct GatherFloorMs {
 GatherFloorMs HashGridGatherFloor(int64_t points, const std::vector<GatherLevel>& levels, int64_t table_rows,
                                   const at::Device& device);
 
+// A differentiable op's contract as the framework sees it: two differentiable inputs, outputs of given
+// shapes and dtypes (the first `non_differentiable` carry no gradient), a forward scratch buffer, the
+// kernels each direction launches, and the one zero-filled buffer the backward carves the inputs'
+// gradients from (at least both inputs' sizes).
+struct OpContract {
+  at::Tensor input_a, input_b;
+  std::vector<at::Tensor> outputs;  // templates: each call allocates tensors like them
+  int non_differentiable = 0;
+  std::vector<int> upstream;        // outputs that receive an upstream gradient
+  int64_t scratch_bytes = 0;
+  int forward_launches = 0, backward_launches = 0;  // besides the gradient buffer's zero fill
+  int64_t grad_buffer_floats = 0;
+};
+
+// Time per call, in ms, of a torch::autograd::Function with that contract that does no work: `calls`
+// of them, on their own leaves, into one torch::autograd::grad, timed as the engine rows time theirs.
+// Its allocations, empty kernels, graph node and saved tensors are what any autograd op with that
+// contract costs the host; with `calls` = 1 the backward pass's own start-up is in it too. CUDA only (0
+// elsewhere).
+double AutogradOpFloorMs(const OpContract& contract, int calls);
+
+// Time, in ms, of a kernel that moves what the fused fragment pass must move for a triangle-id image
+// `ids` [1,H,W] of `faces` [F,3] over `clip` [1,V,4] with attributes `attr` [1,V,C], and nothing else:
+// per covered pixel its face's vertex ids, then its three clip rows and attribute rows (two dependent
+// gathers, scattered at sector granularity as the pixels' triangles are), and every output written.
+// Its L2 sector traffic, not the unique bytes, sets the pass's time. CUDA only (0 elsewhere).
+double FragmentGatherFloorMs(const at::Tensor& clip, const at::Tensor& faces, const at::Tensor& ids,
+                             const at::Tensor& attr);
+
 }  // namespace psd3d::bench

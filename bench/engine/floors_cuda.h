@@ -20,6 +20,11 @@ struct GatherFloorLevels {
 // Each returns nullptr, or the CUDA error of its launches.
 // `count` empty kernels, back to back.
 const char* LaunchEmptyKernels(int count, cudaStream_t stream);
+// The fragment pass's gathers and writes for one image (floors.h): ids [P] (−1 empty), faces [F,3]
+// int64, clip [V,4] (16-byte aligned), attr [V,C]; writes bary [P,3], depth [P], mask [P], out [P,C].
+const char* LaunchFragmentGatherFloor(int64_t pixels, const int64_t* ids, const int64_t* faces, const float* clip,
+                                      const float* attr, int channels, float* bary, float* depth, float* mask,
+                                      float* out, cudaStream_t stream);
 // out [L, n, 2] = per (point, level) the sum of 8 rows of table [rows, 2] (see floors.h).
 const char* LaunchGatherFloor(int64_t n, const float* table, const GatherFloorLevels& levels, float* out,
                        cudaStream_t stream);

@@ -1,5 +1,5 @@
-// Floor kernels (floors.h): the hash grid's random L2 requests with no index or weight math, and an
-// empty kernel for the launch cost.
+// Floor kernels (floors.h): the hash grid's random L2 requests with no index or weight math, the
+// fragment pass's gathers with no barycentric math, and an empty kernel for the launch cost.
 #include <cuda_runtime.h>
 
 #include "bench/engine/floors_cuda.h"
@@ -91,6 +91,37 @@ __global__ void ScatterFloorKernel(int64_t n, const float* __restrict__ dy, Gath
 #endif
 }
 
+// Per pixel: its triangle id, the face's three vertex ids (issued together), the three clip rows (one
+// 16-byte load each) and the three attribute rows; written: 3 + 1 + 1 + C floats of sums.
+__global__ void FragmentGatherFloorKernel(int64_t pixels, const int64_t* __restrict__ ids,
+                                          const int64_t* __restrict__ faces, const float4* __restrict__ clip,
+                                          const float* __restrict__ attr, int channels, float* __restrict__ bary,
+                                          float* __restrict__ depth, float* __restrict__ mask,
+                                          float* __restrict__ out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x;
+  if (i >= pixels) return;
+  const int64_t id = ids[i];
+  float b[3] = {0.f, 0.f, 0.f}, d = 0.f;
+  float* o = out + i * channels;
+  if (id >= 0) {
+    const int64_t v0 = faces[3 * id], v1 = faces[3 * id + 1], v2 = faces[3 * id + 2];
+    const float4 p0 = __ldg(clip + v0), p1 = __ldg(clip + v1), p2 = __ldg(clip + v2);
+    b[0] = p0.x + p1.x;
+    b[1] = p1.y + p2.y;
+    b[2] = p2.z + p0.z;
+    d = p0.w + p1.w + p2.w;
+    for (int c = 0; c < channels; ++c) {
+      o[c] = __ldg(attr + v0 * channels + c) + __ldg(attr + v1 * channels + c) + __ldg(attr + v2 * channels + c);
+    }
+  } else {
+    for (int c = 0; c < channels; ++c) o[c] = 0.f;
+  }
+#pragma unroll
+  for (int k = 0; k < 3; ++k) bary[3 * i + k] = b[k];
+  depth[i] = d;
+  mask[i] = id >= 0 ? 1.f : 0.f;
+}
+
 const char* LastError() {
   const cudaError_t e = cudaGetLastError();
   return e == cudaSuccess ? nullptr : cudaGetErrorString(e);
@@ -104,6 +135,14 @@ dim3 Grid(int64_t n, int levels) {
 
 const char* LaunchEmptyKernels(int count, cudaStream_t stream) {
   for (int k = 0; k < count; ++k) EmptyKernel<<<1, 32, 0, stream>>>();
+  return LastError();
+}
+
+const char* LaunchFragmentGatherFloor(int64_t pixels, const int64_t* ids, const int64_t* faces, const float* clip,
+                                      const float* attr, int channels, float* bary, float* depth, float* mask,
+                                      float* out, cudaStream_t stream) {
+  FragmentGatherFloorKernel<<<static_cast<unsigned>((pixels + kBlock - 1) / kBlock), kBlock, 0, stream>>>(
+      pixels, ids, faces, reinterpret_cast<const float4*>(clip), attr, channels, bary, depth, mask, out);
   return LastError();
 }
 

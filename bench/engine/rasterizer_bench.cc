@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bench/engine/bench_harness.h"
+#include "bench/engine/floors.h"
 #include "worker/mesh/primitives.h"
 #include "worker/render/cameras.h"
 #include "worker/render/rasterizer.h"
@@ -71,6 +72,7 @@ std::vector<Row> RasterizeBench(const at::Device& device) {
     frag.twin_ms = TimeMs([&] { ComputeFragmentsTwin(clip, faces, ids, attr); }, device, 1, iters);
   }
   frag.min_bytes = fragment_bytes;
+  frag.traffic_ms = FragmentGatherFloorMs(clip, faces, ids, attr);
   frag.items = pixels;
   frag.item_unit = "px";
 
@@ -111,6 +113,23 @@ std::vector<Row> RasterizeBench(const at::Device& device) {
   // one backward pass (shared by the x8 row's 8 calls).
   fb.launches = 5;
   fb.passes = 1;
+  // The framework's share: an autograd op with Rasterize's inputs, outputs (ids and mask without
+  // gradient), scratch and launches (forward: clear, ids, fragments; backward: the zero fill of one
+  // gradient buffer, attributes padded to 4 channels, and the scatter) that does no work.
+  OpContract contract;
+  contract.input_a = clip;
+  contract.input_b = attr;
+  const auto fo = clip.options();
+  contract.outputs = {at::empty({1, res, res}, fo.dtype(at::kLong)), at::empty({1, res, res, 1}, fo),
+                      at::empty({1, res, res, 3}, fo), at::empty({1, res, res, 1}, fo),
+                      at::empty({1, res, res, channels}, fo)};
+  contract.non_differentiable = 2;
+  contract.upstream = {4, 3};
+  contract.scratch_bytes = static_cast<int64_t>((pixels + 1 + f) * 8);
+  contract.forward_launches = 3;
+  contract.backward_launches = 1;
+  contract.grad_buffer_floats = clip.size(1) * 8;
+  fb.op_ms = AutogradOpFloorMs(contract, 1);
   std::vector<Row> rows = {fb};
   if (cuda) {  // on the CPU both paths are the twin, and no engine thread is involved
     Row fb8 = fb;
@@ -119,6 +138,7 @@ std::vector<Row> RasterizeBench(const at::Device& device) {
     fb8.kernel_host_ms /= kCalls;
     fb8.twin_ms = TimeMs([&] { fwd_bwd(false, kCalls); }, device, 1, iters / 4) / kCalls;
     fb8.passes = 0;
+    fb8.op_ms = AutogradOpFloorMs(contract, kCalls);
     rows.push_back(fb8);
   }
 

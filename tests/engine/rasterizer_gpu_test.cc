@@ -105,6 +105,18 @@ TEST(RasterizerGpu, KernelTriangleIdsMatchTheTwinOnMeshes) {
   ExpectIdsMatch(twice, 64, 64, "coplanar duplicates");
 }
 
+// Enough triangles that the small-triangle kernel walks the big-triangle list itself (its grid has more
+// blocks than the big-triangle kernel would), with big triangles spread over its blocks: every block
+// may append to the list while others claim from it.
+TEST(RasterizerGpu, KernelTriangleIdsMatchTheTwinWhenTheSmallKernelWalksBigTriangles) {
+  SKIP_WITHOUT_CUDA();
+  const Soup tiny = RandomSoup(1, 90000, 8, -7.0, -3.5), big = RandomSoup(1, 300, 9, -1.5, 0.5);
+  at::Tensor faces = at::cat({tiny.faces, big.faces + tiny.clip.size(1)}, 0);
+  at::Generator g = at::detail::createCPUGenerator(10);
+  faces = faces.index_select(0, at::randperm(faces.size(0), g, at::kLong));
+  ExpectIdsMatch({at::cat({tiny.clip, big.clip}, 1), faces}, 192, 256, "90k tiny + 300 big tris, shuffled");
+}
+
 TEST(RasterizerGpu, AcceptsInt32FacesAndNonContiguousClip) {
   SKIP_WITHOUT_CUDA();
   Soup s = RandomSoup(2, 400, 7);
@@ -113,6 +125,12 @@ TEST(RasterizerGpu, AcceptsInt32FacesAndNonContiguousClip) {
   ASSERT_FALSE(strided.is_contiguous());
   at::Tensor ids = RasterizeTriangleIds(strided, s.faces.to(kCuda).to(at::kInt), 48, 48).cpu();
   EXPECT_TRUE(at::equal(ids, ref));
+  // A contiguous clip that starts 4 bytes into its storage (the kernels read 16-byte vertices).
+  at::Tensor shifted = at::cat({at::zeros({1}), s.clip.reshape(-1)}).to(kCuda).narrow(0, 1, s.clip.numel());
+  ids = RasterizeTriangleIds(shifted.view(s.clip.sizes()), s.faces.to(kCuda), 48, 48).cpu();
+  EXPECT_TRUE(at::equal(ids, ref));
+  Fragments fr = Rasterize(shifted.view(s.clip.sizes()), s.faces.to(kCuda), 48, 48);
+  EXPECT_TRUE(at::equal(fr.tri_id.cpu(), ref));
   // Degenerate inputs: no faces, one pixel.
   EXPECT_TRUE(
       (RasterizeTriangleIds(s.clip.to(kCuda), at::zeros({0, 3}, at::kLong).to(kCuda), 8, 8) == -1).all().item<bool>());

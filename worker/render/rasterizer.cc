@@ -186,6 +186,13 @@ void RasterizeChunk(const Primitives& p, int64_t begin, int64_t end, int64_t pai
 #ifdef PSD3D_WITH_CUDA
 void CheckCuda(const char* error, const char* what) { TORCH_CHECK(error == nullptr, "rasterize: ", what, ": ", error); }
 
+// clip as the kernels read it: contiguous, and 16-byte aligned (they load each vertex as one float4;
+// a contiguous view may start at any float of its storage, and is then copied).
+at::Tensor KernelClip(const at::Tensor& clip) {
+  at::Tensor c = clip.contiguous();
+  return reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 == 0 ? c : c.clone();
+}
+
 FaceIndices KernelFaces(const at::Tensor& faces) {
   return {faces.data_ptr(), faces.scalar_type() == at::kLong, faces.size(0)};
 }
@@ -204,7 +211,7 @@ at::Tensor RasterizeKeys(const at::Tensor& clip_f32, const at::Tensor& faces, in
 at::Tensor RasterizeTriangleIdsKernel(const at::Tensor& clip_in, const at::Tensor& faces_in, int64_t height,
                                       int64_t width) {
   const c10::cuda::CUDAGuard guard(clip_in.device());
-  at::Tensor clip = clip_in.to(at::kFloat).contiguous();
+  at::Tensor clip = KernelClip(clip_in.to(at::kFloat));
   at::Tensor scratch = RasterizeKeys(clip, faces_in.contiguous(), height, width);  // int32/int64 as given
   at::Tensor tri_id = at::empty({clip.size(0), height, width}, clip.options().dtype(at::kLong));
   CheckCuda(ResolveTriangleIdsCuda(scratch.data_ptr<int64_t>(), tri_id.numel(), tri_id.data_ptr<int64_t>(),
@@ -263,7 +270,7 @@ class FragmentsFunction : public torch::autograd::Function<FragmentsFunction> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& clip_in,
                                                 const at::Tensor& attr_in, const at::Tensor& faces,
                                                 const at::Tensor& src, bool from_keys, int64_t height, int64_t width) {
-    at::Tensor clip = clip_in.contiguous(), attr = attr_in.contiguous();
+    at::Tensor clip = KernelClip(clip_in), attr = attr_in.contiguous();
     std::vector<at::Tensor> out = FragmentsForward(clip, faces, attr, src, from_keys, height, width);
     ctx->save_for_backward({clip, attr, faces, from_keys ? out[kTriId] : src});  // the last is [B,H,W]
     ctx->mark_non_differentiable({out[kTriId], out[kMask]});
@@ -316,7 +323,7 @@ Fragments FusedFragments(const at::Tensor& clip, const at::Tensor& faces, const 
   const bool grad = c10::GradMode::is_enabled() && (clip.requires_grad() || attr.requires_grad());
   std::vector<at::Tensor> out =
       grad ? FragmentsFunction::apply(clip, attr, faces, src, from_keys, height, width)
-           : FragmentsForward(clip.contiguous(), faces, attr.contiguous(), src, from_keys, height, width);
+           : FragmentsForward(KernelClip(clip), faces, attr.contiguous(), src, from_keys, height, width);
   Fragments f;
   f.tri_id = from_keys ? out[kTriId] : src;
   f.bary = out[kBary];
@@ -441,7 +448,7 @@ Fragments Rasterize(const at::Tensor& clip, const at::Tensor& faces, int64_t hei
     CheckAttributes(clip, attr);
     const c10::cuda::CUDAGuard guard(clip.device());
     at::Tensor faces_c = faces.contiguous();
-    at::Tensor scratch = RasterizeKeys(clip.contiguous(), faces_c, height, width);  // reads the values only
+    at::Tensor scratch = RasterizeKeys(KernelClip(clip), faces_c, height, width);  // reads the values only
     return FusedFragments(clip, faces_c, attr, scratch, /*from_keys=*/true, height, width);
   }
 #endif

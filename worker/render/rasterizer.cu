@@ -23,26 +23,29 @@ struct Triangle {
   float x[3], y[3], z[3], w[3];
 };
 
-// The three vertex ids of face f; false if one is outside [0,V).
+// The three vertex ids of face f; false if one is outside [0,V). The three loads are issued before
+// any check: a check between them would make each load wait for the one before (three memory
+// latencies in a row instead of one, on the path of every kernel here).
 template <typename I>
 __device__ __forceinline__ bool FaceCorners(const I* faces, int64_t f, int64_t num_vertices, int64_t (&v)[3]) {
 #pragma unroll
-  for (int k = 0; k < 3; ++k) {
-    v[k] = static_cast<int64_t>(faces[3 * f + k]);
-    if (v[k] < 0 || v[k] >= num_vertices) return false;
-  }
-  return true;
+  for (int k = 0; k < 3; ++k) v[k] = static_cast<int64_t>(faces[3 * f + k]);
+  bool valid = true;
+#pragma unroll
+  for (int k = 0; k < 3; ++k) valid = valid && v[k] >= 0 && v[k] < num_vertices;
+  return valid;
 }
 
+// One 16-byte load per corner (the launchers' contract keeps clip 16-byte aligned).
 __device__ __forceinline__ void LoadCorners(const float* clip, int64_t num_vertices, int64_t b, const int64_t (&v)[3],
                                             Triangle& t) {
 #pragma unroll
   for (int k = 0; k < 3; ++k) {
-    const float* c = clip + (b * num_vertices + v[k]) * 4;
-    t.x[k] = c[0];
-    t.y[k] = c[1];
-    t.z[k] = c[2];
-    t.w[k] = c[3];
+    const float4 c = __ldg(reinterpret_cast<const float4*>(clip) + b * num_vertices + v[k]);
+    t.x[k] = c.x;
+    t.y[k] = c.y;
+    t.z[k] = c.z;
+    t.w[k] = c.w;
   }
 }
 
@@ -166,18 +169,64 @@ __device__ void TestPixel(const Triangle& t, uint32_t face, float fx, float fy, 
   atomicMin(pixel, key);
 }
 
-// The scratch buffer (rasterizer_cuda.h): keys, then a counter word, then the big-triangle list. The
-// launcher fills keys and counter with 0xff in one memset, so the counter starts at 0xffffffff and
-// "counter + 1" (unsigned, wrapping) is the number of listed triangles.
+// The scratch buffer (rasterizer_cuda.h): keys, then a word of two counters, then the big-triangle
+// list. The launcher fills keys and counters (and, when the small kernel walks the list itself, the
+// list) with 0xff in one memset, so the counters start at 0xffffffff: "counter + 1" (unsigned,
+// wrapping) is the number of listed, or claimed, triangles, and an unwritten list entry reads −1.
 struct Scratch {
   unsigned long long* keys;
   unsigned int* big_count;
+  unsigned int* big_claimed;
   int64_t* big_list;
 };
 
 __host__ __device__ Scratch SplitScratch(int64_t* scratch, int64_t pixels) {
-  return {reinterpret_cast<unsigned long long*>(scratch), reinterpret_cast<unsigned int*>(scratch + pixels),
-          scratch + pixels + 1};
+  unsigned int* counters = reinterpret_cast<unsigned int*>(scratch + pixels);
+  return {reinterpret_cast<unsigned long long*>(scratch), counters, counters + 1, scratch + pixels + 1};
+}
+
+// Tests the pixels of big triangle p = b·F + f, with the whole block.
+template <typename I>
+__device__ void WalkBigTriangle(const float* clip, int64_t num_vertices, const I* faces, int64_t num_faces,
+                                int height, int width, const Scratch& s, int64_t p) {
+  const int64_t b = p / num_faces, f = p % num_faces;
+  Triangle t;
+  int c0, c1, r0, r1;
+  if (!LoadDrawableTriangle(clip, num_vertices, faces, b, f, t) || !PixelBox(t, height, width, c0, c1, r0, r1)) {
+    return;
+  }
+  const PixelGrid grid = MakePixelGrid(width, height);
+  const int64_t box_w = c1 - c0 + 1;
+  const int64_t area = box_w * (r1 - r0 + 1);
+  unsigned long long* image = s.keys + b * height * width;
+  for (int64_t k = threadIdx.x; k < area; k += blockDim.x) {
+    const int r = r0 + static_cast<int>(k / box_w), c = c0 + static_cast<int>(k % box_w);
+    TestPixel(t, static_cast<uint32_t>(f), ColumnNdc(c, grid), RowNdc(r, grid),
+              image + static_cast<int64_t>(r) * width + c);
+  }
+}
+
+// Thread 0 claims the next listed big triangle; −1 when every listed one is claimed. An index is
+// taken only while it is below the list's length (compare-and-swap): an index claimed past the end
+// could be filled by a later append that no block would then walk. Every block that appends claims
+// after its appends, so every listed triangle is claimed by some block.
+__device__ int64_t ClaimBigTriangle(const Scratch& s) {
+  // Counters hold (count − 1): `next` is the number claimed so far, the index to claim.
+  unsigned int next = atomicAdd(s.big_claimed, 0u) + 1u;
+  for (;;) {
+    const unsigned int listed = atomicAdd(s.big_count, 0u) + 1u;
+    if (next >= listed) return -1;
+    const unsigned int seen = atomicCAS(s.big_claimed, next - 1u, next);
+    if (seen == next - 1u) break;
+    next = seen + 1u;
+  }
+  // The appender bumps the length before it writes the entry: wait for the entry (its thread is
+  // running, between those two instructions).
+  unsigned long long* entry = reinterpret_cast<unsigned long long*>(s.big_list + next);
+  int64_t p;
+  while ((p = static_cast<int64_t>(atomicOr(entry, 0ull))) < 0) {
+  }
+  return p;
 }
 
 // A triangle of the warp-balanced walk: corners, pixel box and key image.
@@ -189,23 +238,43 @@ struct BoxedTriangle {
   int64_t image;  // offset of its batch element's key image
 };
 
+// Bitwise OR of v over the warp (all lanes take part).
+__device__ __forceinline__ unsigned WarpOr(unsigned v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  return __reduce_or_sync(0xffffffffu, v);
+#else
+  for (int d = 1; d < kWarp; d <<= 1) v |= __shfl_xor_sync(0xffffffffu, v, d);
+  return v;
+#endif
+}
+
+// Blocks of the small-triangle kernel resident per multiprocessor: caps its registers at 40, so that a
+// 200k-triangle mesh's blocks all start at once on an H100.
+constexpr int kSmallBlocksPerSm = 6;
+
 // One thread per triangle loads it and sizes its pixel box; boxes over kRasterSmallBox pixels go to
 // the big-triangle list. The warp then walks the pixels of its 32 boxes together, lane k taking pixels
 // k, k+32, ... of the concatenated boxes, so a warp takes ⌈Σ areas / 32⌉ steps rather than the
 // largest area's (triangle sizes vary a lot, and a thread per triangle left most lanes idle).
-template <typename I>
-__global__ void __launch_bounds__(kThreads) RasterSmallKernel(const float* clip, int64_t batch, int64_t num_vertices,
-                                                              const I* faces, int64_t num_faces, int height, int width,
-                                                              Scratch s) {
+// The nonempty boxes are stored compacted, in lane order, so that in each step of 32 pixels the
+// owner of a pixel is counted rather than searched for: the boxes that started before the step,
+// plus those starting within it at or before the pixel (one ballot and one OR over the warp, instead
+// of a binary search of five dependent shared-memory reads per pixel).
+// With kWalkBig, each block then claims and walks listed big triangles until none is left (saving the
+// big-triangle kernel's launch; the launcher picks this when the grid has blocks enough to share them).
+template <typename I, bool kWalkBig>
+__global__ void __launch_bounds__(kThreads, kSmallBlocksPerSm)
+    RasterSmallKernel(const float* clip, int64_t batch, int64_t num_vertices, const I* faces, int64_t num_faces,
+                      int height, int width, Scratch s) {
   __shared__ BoxedTriangle tris[kThreads];
-  __shared__ int starts[kThreads];  // exclusive prefix sums of the box areas within each warp
+  __shared__ int starts[kThreads];  // exclusive prefix sums of the box areas, by compacted index
   const int lane = static_cast<int>(threadIdx.x) % kWarp, warp0 = static_cast<int>(threadIdx.x) - lane;
   const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   int area = 0;
-  // No early return: every lane takes part in the warp scan below.
+  BoxedTriangle mine;
+  // No early return: every lane takes part in the warp collectives below.
   if (p < batch * num_faces) {
     const int64_t b = p / num_faces, f = p % num_faces;
-    BoxedTriangle& mine = tris[threadIdx.x];
     int c1, r1;
     if (LoadDrawableTriangle(clip, num_vertices, faces, b, f, mine.t) &&
         PixelBox(mine.t, height, width, mine.c0, c1, mine.r0, r1)) {
@@ -227,18 +296,27 @@ __global__ void __launch_bounds__(kThreads) RasterSmallKernel(const float* clip,
     if (lane >= d) end += v;
   }
   const int total = __shfl_sync(0xffffffffu, end, kWarp - 1);
-  starts[threadIdx.x] = end - area;
+  const int start = end - area;
+  const unsigned nonempty = __ballot_sync(0xffffffffu, area > 0);
+  if (area > 0) {
+    const int slot = warp0 + __popc(nonempty & ((1u << lane) - 1u));  // compacted, in lane order
+    tris[slot] = mine;
+    starts[slot] = start;
+  }
   __syncwarp();
   const PixelGrid grid = MakePixelGrid(width, height);
-  for (int k = lane; k < total; k += kWarp) {
-    // The owner is the last lane whose box starts at or before k (it has a nonempty box).
-    int j = 0;
-    for (int step = kWarp / 2; step > 0; step >>= 1) {
-      if (starts[warp0 + j + step] <= k) j += step;
-    }
-    const BoxedTriangle& o = tris[warp0 + j];
+  // Pixels below the mask: bits 0..lane.
+  const unsigned upto_lane = 0xffffffffu >> (kWarp - 1 - lane);
+  for (int step = 0; step < total; step += kWarp) {  // warp-uniform: the collectives need every lane
+    const bool starts_in_step = area > 0 && start >= step && start < step + kWarp;
+    const unsigned step_starts = WarpOr(starts_in_step ? 1u << (start - step) : 0u);
+    const int started_before = __popc(__ballot_sync(0xffffffffu, area > 0 && start < step));
+    const int k = step + lane;
+    if (k >= total) continue;
+    const int owner = warp0 + started_before + __popc(step_starts & upto_lane) - 1;
+    const BoxedTriangle& o = tris[owner];
     // local / box_w from the reciprocal (local < kRasterSmallBox: the estimate is off by at most one).
-    const int local = k - starts[warp0 + j];
+    const int local = k - starts[owner];
     int dr = static_cast<int>(__fmul_rn(static_cast<float>(local), o.inv_box_w));
     if (dr * o.box_w > local) {
       --dr;
@@ -248,6 +326,16 @@ __global__ void __launch_bounds__(kThreads) RasterSmallKernel(const float* clip,
     const int r = o.r0 + dr, c = o.c0 + (local - dr * o.box_w);
     TestPixel(o.t, o.face, ColumnNdc(c, grid), RowNdc(r, grid), s.keys + o.image + static_cast<int64_t>(r) * width + c);
   }
+  if constexpr (kWalkBig) {
+    __shared__ int64_t claimed;
+    for (;;) {
+      __syncthreads();  // this block's appends are done; the previous triangle's `claimed` is read
+      if (threadIdx.x == 0) claimed = ClaimBigTriangle(s);
+      __syncthreads();
+      if (claimed < 0) break;
+      WalkBigTriangle(clip, num_vertices, faces, num_faces, height, width, s, claimed);
+    }
+  }
 }
 
 // One block per large triangle (grid-stride over the list), its threads striding over the pixel box.
@@ -255,23 +343,8 @@ template <typename I>
 __global__ void RasterBigKernel(const float* clip, int64_t num_vertices, const I* faces, int64_t num_faces, int height,
                                 int width, Scratch s) {
   const unsigned int count = *s.big_count + 1u;
-  const PixelGrid grid = MakePixelGrid(width, height);
   for (unsigned int i = blockIdx.x; i < count; i += gridDim.x) {
-    const int64_t p = s.big_list[i];
-    const int64_t b = p / num_faces, f = p % num_faces;
-    Triangle t;
-    int c0, c1, r0, r1;
-    if (!LoadDrawableTriangle(clip, num_vertices, faces, b, f, t) || !PixelBox(t, height, width, c0, c1, r0, r1)) {
-      continue;
-    }
-    const int64_t box_w = c1 - c0 + 1;
-    const int64_t area = box_w * (r1 - r0 + 1);
-    unsigned long long* image = s.keys + b * height * width;
-    for (int64_t k = threadIdx.x; k < area; k += blockDim.x) {
-      const int r = r0 + static_cast<int>(k / box_w), c = c0 + static_cast<int>(k % box_w);
-      TestPixel(t, static_cast<uint32_t>(f), ColumnNdc(c, grid), RowNdc(r, grid),
-                image + static_cast<int64_t>(r) * width + c);
-    }
+    WalkBigTriangle(clip, num_vertices, faces, num_faces, height, width, s, s.big_list[i]);
   }
 }
 
@@ -314,6 +387,10 @@ __device__ __forceinline__ int64_t AttrRow(const FragmentInputs& in, int64_t b, 
   return ((in.attr_batch == 1 ? 0 : b) * in.num_vertices + v) * in.channels;
 }
 
+// Channels of each corner's attributes that the fragment kernels load together with the corners, before
+// any arithmetic (more are read in a loop afterwards), so that their latency overlaps the corners'.
+constexpr int kEarlyChannels = 4;
+
 template <typename I, bool kFromKeys>
 __global__ void FragmentsForwardKernel(FragmentInputs in, const I* faces, PixelTriangles tri, float* bary, float* depth,
                                        float* mask, float* out_attr) {
@@ -329,6 +406,17 @@ __global__ void FragmentsForwardKernel(FragmentInputs in, const I* faces, PixelT
   }
   PixelTriangle p;
   const bool covered = LoadPixelTriangle(in, faces, i, id, p);
+  const float* corner_attr[3] = {nullptr, nullptr, nullptr};
+  float early[3][kEarlyChannels];
+  const int n_early = in.channels < kEarlyChannels ? static_cast<int>(in.channels) : kEarlyChannels;
+  if (covered) {
+#pragma unroll
+    for (int k = 0; k < 3; ++k) {
+      corner_attr[k] = in.attr + AttrRow(in, p.b, p.v[k]);
+#pragma unroll
+      for (int c = 0; c < kEarlyChannels; ++c) early[k][c] = c < n_early ? corner_attr[k][c] : 0.f;
+    }
+  }
   float bb[3] = {0.f, 0.f, 0.f}, d = 1.f;
   if (covered) {
     const Areas a = PixelAreas(p.t, p.fx, p.fy);
@@ -350,10 +438,13 @@ __global__ void FragmentsForwardKernel(FragmentInputs in, const I* faces, PixelT
     for (int64_t c = 0; c < in.channels; ++c) out[c] = 0.f;
     return;
   }
-  const float* a0 = in.attr + AttrRow(in, p.b, p.v[0]);
-  const float* a1 = in.attr + AttrRow(in, p.b, p.v[1]);
-  const float* a2 = in.attr + AttrRow(in, p.b, p.v[2]);
-  for (int64_t c = 0; c < in.channels; ++c) out[c] = bb[0] * a0[c] + bb[1] * a1[c] + bb[2] * a2[c];
+#pragma unroll
+  for (int c = 0; c < kEarlyChannels; ++c) {
+    if (c < n_early) out[c] = bb[0] * early[0][c] + bb[1] * early[1][c] + bb[2] * early[2][c];
+  }
+  for (int64_t c = kEarlyChannels; c < in.channels; ++c) {
+    out[c] = bb[0] * corner_attr[0][c] + bb[1] * corner_attr[1][c] + bb[2] * corner_attr[2][c];
+  }
 }
 
 // row[0..4) += g atomically (one 16-byte atomic on Hopper; the launcher's contract keeps rows 16-byte
@@ -464,11 +555,21 @@ const char* LastError() {
   return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
 }
 
+// Whether the small-triangle kernel walks the big-triangle list itself: when its grid has at least as
+// many blocks as the big-triangle kernel would, to share the list among (one kernel launch fewer).
+bool SmallKernelWalksBig(int64_t prims) { return Blocks(prims) >= BigBlocks(); }
+
 template <typename I>
 void LaunchRasterKeys(const float* clip, int64_t batch, int64_t num_vertices, const I* faces, int64_t num_faces,
                       int h, int w, Scratch s, cudaStream_t stream) {
   const int64_t prims = batch * num_faces;
-  RasterSmallKernel<I><<<Blocks(prims), kThreads, 0, stream>>>(clip, batch, num_vertices, faces, num_faces, h, w, s);
+  if (SmallKernelWalksBig(prims)) {
+    RasterSmallKernel<I, true>
+        <<<Blocks(prims), kThreads, 0, stream>>>(clip, batch, num_vertices, faces, num_faces, h, w, s);
+    return;
+  }
+  RasterSmallKernel<I, false>
+      <<<Blocks(prims), kThreads, 0, stream>>>(clip, batch, num_vertices, faces, num_faces, h, w, s);
   const int64_t big_blocks = prims < BigBlocks() ? prims : BigBlocks();
   RasterBigKernel<I><<<big_blocks, kThreads, 0, stream>>>(clip, num_vertices, faces, num_faces, h, w, s);
 }
@@ -492,10 +593,13 @@ const char* RasterizeKeysCuda(const float* clip, int64_t batch, int64_t num_vert
                               int64_t height, int64_t width, int64_t* scratch, cudaStream_t stream) {
   const int64_t pixels = batch * height * width;
   if (pixels == 0) return nullptr;
-  // Keys to ~0 (empty) and the big-triangle counter to 0xffffffff (see Scratch) in one memset.
-  const cudaError_t err = cudaMemsetAsync(scratch, 0xff, (pixels + 1) * sizeof(int64_t), stream);
+  // Keys to ~0 (empty) and the big-triangle counters to 0xffffffff (see Scratch) in one memset, and the
+  // list's entries to −1 when the small kernel claims them (it waits for each entry to be written).
+  const int64_t prims = batch * faces.count;
+  const int64_t words = prims > 0 && SmallKernelWalksBig(prims) ? pixels + 1 + prims : pixels + 1;
+  const cudaError_t err = cudaMemsetAsync(scratch, 0xff, words * sizeof(int64_t), stream);
   if (err != cudaSuccess) return cudaGetErrorString(err);
-  if (batch * faces.count > 0) {
+  if (prims > 0) {
     const Scratch s = SplitScratch(scratch, pixels);
     const int h = static_cast<int>(height), w = static_cast<int>(width);
     const int64_t v = num_vertices, f = faces.count;

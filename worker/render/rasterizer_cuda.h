@@ -1,7 +1,7 @@
 // CUDA launchers of the rasterizer (rasterizer.h states the math): the triangle-id pass, and the fused
 // fragment pass (barycentrics, depth, mask and attribute interpolation) with its backward. Plain C++:
 // no CUDA or Torch headers, so both nvcc (rasterizer.cu) and the host compiler (rasterizer.cc) include
-// it. All pointers are device pointers to contiguous arrays.
+// it. All pointers are device pointers to contiguous arrays; clip arrays [B,V,4] are 16-byte aligned.
 #pragma once
 
 #include <cstdint>
@@ -21,14 +21,16 @@ struct FaceIndices {
 // ---- Triangle-id pass ----
 
 // Scratch of the triangle-id pass, one int64 buffer of RasterScratchWords(B·H·W, B·F) words:
-// per-pixel keys, the big-triangle list and its counter.
+// per-pixel keys, the big-triangle list's counters, and the list.
 inline int64_t RasterScratchWords(int64_t pixels, int64_t prims) { return pixels + 1 + (prims > 0 ? prims : 1); }
 
 // Fills keys (the first B·H·W words of `scratch`) with the per-pixel minimum of (order-preserving
 // depth bits << 32 | face id), ~0 where no triangle covers the pixel. clip [B,V,4] float32; faces
 // with an index outside [0,V) are skipped. A thread per triangle sizes its pixel box; the boxes of up
 // to kRasterSmallBox pixels are walked by their warp together (balanced over its lanes), larger
-// triangles go to a list that whole thread blocks walk. Returns nullptr, or a CUDA error string.
+// triangles go to a list that whole thread blocks walk: the same kernel's blocks when its grid is
+// large (each claims entries once its own triangles are done), else a second kernel's. Returns
+// nullptr, or a CUDA error string.
 const char* RasterizeKeysCuda(const float* clip, int64_t batch, int64_t num_vertices, FaceIndices faces,
                               int64_t height, int64_t width, int64_t* scratch, cudaStream_t stream);
 
