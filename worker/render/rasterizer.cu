@@ -305,7 +305,7 @@ __global__ void __launch_bounds__(kThreads, kSmallBlocksPerSm)
   }
   __syncwarp();
   const PixelGrid grid = MakePixelGrid(width, height);
-  // Pixels below the mask: bits 0..lane.
+  // Bits 0..lane: the pixels of a step up to this lane's.
   const unsigned upto_lane = 0xffffffffu >> (kWarp - 1 - lane);
   for (int step = 0; step < total; step += kWarp) {  // warp-uniform: the collectives need every lane
     const bool starts_in_step = area > 0 && start >= step && start < step + kWarp;
