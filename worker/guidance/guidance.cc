@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <tuple>
 #include <utility>
 
@@ -32,14 +33,14 @@ at::Tensor PerView(const at::Tensor& v) { return v.view({-1, 1, 1, 1}); }
 absl::string_view GuidanceMethodName(GuidanceMethod m) { return kMethodNames[static_cast<int>(m)]; }
 
 absl::StatusOr<GuidanceMethod> ParseGuidanceMethod(absl::string_view name) {
-  for (int i = 0; i < 5; ++i)
+  for (size_t i = 0; i < std::size(kMethodNames); ++i)
     if (name == kMethodNames[i]) return static_cast<GuidanceMethod>(i);
   return absl::InvalidArgumentError(absl::StrCat("unknown guidance method '", name,
                                                  "' (sds, psd, psd_fixed_negative, dreamdpo, reward_gradient)"));
 }
 
 absl::StatusOr<PreferenceScale> ParsePreferenceScale(absl::string_view name) {
-  for (int i = 0; i < 3; ++i)
+  for (size_t i = 0; i < std::size(kScaleNames); ++i)
     if (name == kScaleNames[i]) return static_cast<PreferenceScale>(i);
   return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not one, clip or tanh"));
 }

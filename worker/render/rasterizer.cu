@@ -387,10 +387,6 @@ __device__ __forceinline__ int64_t AttrRow(const FragmentInputs& in, int64_t b, 
   return ((in.attr_batch == 1 ? 0 : b) * in.num_vertices + v) * in.channels;
 }
 
-// Channels of each corner's attributes that the fragment kernels load together with the corners, before
-// any arithmetic (more are read in a loop afterwards), so that their latency overlaps the corners'.
-constexpr int kEarlyChannels = 4;
-
 template <typename I, bool kFromKeys>
 __global__ void FragmentsForwardKernel(FragmentInputs in, const I* faces, PixelTriangles tri, float* bary, float* depth,
                                        float* mask, float* out_attr) {
@@ -406,17 +402,6 @@ __global__ void FragmentsForwardKernel(FragmentInputs in, const I* faces, PixelT
   }
   PixelTriangle p;
   const bool covered = LoadPixelTriangle(in, faces, i, id, p);
-  const float* corner_attr[3] = {nullptr, nullptr, nullptr};
-  float early[3][kEarlyChannels];
-  const int n_early = in.channels < kEarlyChannels ? static_cast<int>(in.channels) : kEarlyChannels;
-  if (covered) {
-#pragma unroll
-    for (int k = 0; k < 3; ++k) {
-      corner_attr[k] = in.attr + AttrRow(in, p.b, p.v[k]);
-#pragma unroll
-      for (int c = 0; c < kEarlyChannels; ++c) early[k][c] = c < n_early ? corner_attr[k][c] : 0.f;
-    }
-  }
   float bb[3] = {0.f, 0.f, 0.f}, d = 1.f;
   if (covered) {
     const Areas a = PixelAreas(p.t, p.fx, p.fy);
@@ -438,13 +423,10 @@ __global__ void FragmentsForwardKernel(FragmentInputs in, const I* faces, PixelT
     for (int64_t c = 0; c < in.channels; ++c) out[c] = 0.f;
     return;
   }
-#pragma unroll
-  for (int c = 0; c < kEarlyChannels; ++c) {
-    if (c < n_early) out[c] = bb[0] * early[0][c] + bb[1] * early[1][c] + bb[2] * early[2][c];
-  }
-  for (int64_t c = kEarlyChannels; c < in.channels; ++c) {
-    out[c] = bb[0] * corner_attr[0][c] + bb[1] * corner_attr[1][c] + bb[2] * corner_attr[2][c];
-  }
+  const float* a0 = in.attr + AttrRow(in, p.b, p.v[0]);
+  const float* a1 = in.attr + AttrRow(in, p.b, p.v[1]);
+  const float* a2 = in.attr + AttrRow(in, p.b, p.v[2]);
+  for (int64_t c = 0; c < in.channels; ++c) out[c] = bb[0] * a0[c] + bb[1] * a1[c] + bb[2] * a2[c];
 }
 
 // row[0..4) += g atomically (one 16-byte atomic on Hopper; the launcher's contract keeps rows 16-byte
@@ -561,9 +543,9 @@ bool SmallKernelWalksBig(int64_t prims) { return Blocks(prims) >= BigBlocks(); }
 
 template <typename I>
 void LaunchRasterKeys(const float* clip, int64_t batch, int64_t num_vertices, const I* faces, int64_t num_faces,
-                      int h, int w, Scratch s, cudaStream_t stream) {
+                      int h, int w, Scratch s, bool walks_big, cudaStream_t stream) {
   const int64_t prims = batch * num_faces;
-  if (SmallKernelWalksBig(prims)) {
+  if (walks_big) {
     RasterSmallKernel<I, true>
         <<<Blocks(prims), kThreads, 0, stream>>>(clip, batch, num_vertices, faces, num_faces, h, w, s);
     return;
@@ -596,7 +578,8 @@ const char* RasterizeKeysCuda(const float* clip, int64_t batch, int64_t num_vert
   // Keys to ~0 (empty) and the big-triangle counters to 0xffffffff (see Scratch) in one memset, and the
   // list's entries to −1 when the small kernel claims them (it waits for each entry to be written).
   const int64_t prims = batch * faces.count;
-  const int64_t words = prims > 0 && SmallKernelWalksBig(prims) ? pixels + 1 + prims : pixels + 1;
+  const bool walks_big = prims > 0 && SmallKernelWalksBig(prims);
+  const int64_t words = walks_big ? pixels + 1 + prims : pixels + 1;
   const cudaError_t err = cudaMemsetAsync(scratch, 0xff, words * sizeof(int64_t), stream);
   if (err != cudaSuccess) return cudaGetErrorString(err);
   if (prims > 0) {
@@ -604,9 +587,9 @@ const char* RasterizeKeysCuda(const float* clip, int64_t batch, int64_t num_vert
     const int h = static_cast<int>(height), w = static_cast<int>(width);
     const int64_t v = num_vertices, f = faces.count;
     if (faces.is_int64) {
-      LaunchRasterKeys(clip, batch, v, static_cast<const int64_t*>(faces.data), f, h, w, s, stream);
+      LaunchRasterKeys(clip, batch, v, static_cast<const int64_t*>(faces.data), f, h, w, s, walks_big, stream);
     } else {
-      LaunchRasterKeys(clip, batch, v, static_cast<const int32_t*>(faces.data), f, h, w, s, stream);
+      LaunchRasterKeys(clip, batch, v, static_cast<const int32_t*>(faces.data), f, h, w, s, walks_big, stream);
     }
   }
   return LastError();
